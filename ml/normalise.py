@@ -76,15 +76,19 @@ def trim_uniform_margins(image: np.ndarray, tolerance: float = 0.02) -> tuple[in
     def flat(line: np.ndarray) -> bool:
         return float(line.max() - line.min()) <= tolerance
 
-    while bottom - top > height // 2 and flat(image[top, left:right]):
-        top += 1
-    while bottom - top > height // 2 and flat(image[bottom - 1, left:right]):
-        bottom -= 1
-    while right - left > width // 2 and flat(image[top:bottom, left]):
-        left += 1
-    while right - left > width // 2 and flat(image[top:bottom, right - 1]):
-        right -= 1
-    return top, bottom, left, right
+    # Repeat until nothing changes: a frame's sides only become flat once the other sides are gone.
+    while True:
+        before = (top, bottom, left, right)
+        while bottom - top > height // 2 and flat(image[top, left:right]):
+            top += 1
+        while bottom - top > height // 2 and flat(image[bottom - 1, left:right]):
+            bottom -= 1
+        while right - left > width // 2 and flat(image[top:bottom, left]):
+            left += 1
+        while right - left > width // 2 and flat(image[top:bottom, right - 1]):
+            right -= 1
+        if (top, bottom, left, right) == before:
+            return top, bottom, left, right
 
 
 def _largest_region(small: np.ndarray) -> np.ndarray | None:
