@@ -1,0 +1,53 @@
+"""On-the-fly training augmentation with Keras preprocessing layers, seeded.
+
+Geometry (rotation, flips, small shifts and zoom) teaches position and orientation do not matter;
+intensity (contrast, brightness, gamma) is there to break the shortcut this data offers: in brain-mri
+the MR sequence nearly gives away the class, so the network must not be able to rely on the grey-level
+profile of a slice.
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+class RandomGamma(layers.Layer):
+    """x ↦ x^γ per image, with log γ uniform in [−max_log_gamma, max_log_gamma]; inputs in [0, 1]."""
+
+    def __init__(self, max_log_gamma: float = 0.4, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.max_log_gamma = max_log_gamma
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        batch = keras.ops.shape(images)[0]
+        log_gamma = keras.random.uniform((batch, 1, 1, 1), -self.max_log_gamma, self.max_log_gamma,
+                                         seed=self.seed_generator)
+        # The small floor keeps the power's gradient and value finite at exactly 0.
+        return keras.ops.power(keras.ops.clip(images, 1e-6, 1.0), keras.ops.exp(log_gamma))
+
+    def get_config(self):
+        return {**super().get_config(), "max_log_gamma": self.max_log_gamma, "seed": self.seed}
+
+
+def build_augmenter(seed: int, rotation: float = 0.04, shift: float = 0.06, zoom: float = 0.1,
+                    contrast: float = 0.3, brightness: float = 0.15, max_log_gamma: float = 0.4) -> keras.Sequential:
+    """A pipeline of random layers for batches of N×S×S×1 images in [0, 1]; output stays in [0, 1].
+
+    `rotation` is a fraction of a full turn (0.04 ≈ ±14°), `shift` and `zoom` fractions of the side.
+    """
+    return keras.Sequential(
+        [
+            layers.RandomFlip("horizontal_and_vertical", seed=seed),
+            layers.RandomRotation(rotation, fill_mode="constant", seed=seed + 1),
+            layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed + 2),
+            layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 3),
+            layers.RandomContrast(contrast, value_range=(0.0, 1.0), seed=seed + 4),
+            layers.RandomBrightness(brightness, value_range=(0.0, 1.0), seed=seed + 5),
+            RandomGamma(max_log_gamma, seed=seed + 6),
+        ],
+        name="augment",
+    )

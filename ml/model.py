@@ -1,0 +1,108 @@
+"""The CNN, built from scratch, and the four-output view of it that is exported for inference.
+
+Layer names are part of the contract: "activations" (last convolution block), "features" (global
+average pooling), "logit" (the one dense unit) and "probability" (its sigmoid). The class activation
+map Σ wₖ·Aₖ is exact for this head because a single linear layer follows the pooling.
+"""
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+ARCHITECTURES = ("tumorscreen", "baseline")
+# Blocks that run at full or half resolution get one convolution; later blocks, where the maps are
+# small and a convolution is cheap, get two.
+SINGLE_CONV_BLOCKS = 2
+
+
+def conv_bn_relu(x, filters: int, name: str, relu_name: str | None = None):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=relu_name or f"{name}_relu")(x)
+
+
+def build_tumorscreen(image_size: int = 128, width: int = 16, depth: int = 5, dropout: float = 0.3) -> keras.Model:
+    """Conv blocks of width, 2·width, 4·width, … (capped at 8·width) with max-pooling between them,
+    then global average pooling, dropout and one sigmoid unit."""
+    inputs = keras.Input((image_size, image_size, 1), name="image")
+    x = inputs
+    for block in range(1, depth + 1):
+        filters = width * min(2 ** (block - 1), 8)
+        last = block == depth
+        if block > SINGLE_CONV_BLOCKS:
+            x = conv_bn_relu(x, filters, name=f"block{block}a")
+        x = conv_bn_relu(x, filters, name=f"block{block}", relu_name="activations" if last else None)
+        if not last:
+            x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="features")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(1, name="logit")(x)
+    outputs = layers.Activation("sigmoid", name="probability")(x)
+    return keras.Model(inputs, outputs, name="tumorscreen")
+
+
+def build_baseline(image_size: int = 128) -> keras.Model:
+    """The earlier product's network: three conv/ReLU/max-pool blocks, Flatten, Dense 128, sigmoid."""
+    inputs = keras.Input((image_size, image_size, 1), name="image")
+    x = layers.Conv2D(32, 3, activation="relu", name="conv1")(inputs)
+    x = layers.MaxPooling2D(name="pool1")(x)
+    x = layers.Conv2D(64, 3, activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(name="pool2")(x)
+    x = layers.Conv2D(128, 3, activation="relu", name="activations")(x)
+    x = layers.MaxPooling2D(name="pool3")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(128, activation="relu", name="features")(x)
+    x = layers.Dense(1, name="logit")(x)
+    outputs = layers.Activation("sigmoid", name="probability")(x)
+    return keras.Model(inputs, outputs, name="baseline")
+
+
+def build_model(architecture: str = "tumorscreen", image_size: int = 128, width: int = 16, depth: int = 5,
+                dropout: float = 0.3) -> keras.Model:
+    """The training model (one output, "probability") for `architecture`."""
+    if architecture == "tumorscreen":
+        return build_tumorscreen(image_size, width, depth, dropout)
+    if architecture == "baseline":
+        return build_baseline(image_size)
+    raise ValueError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
+
+
+class Rotate180(layers.Layer):
+    """Turns N×H×W×C maps by 180° (both spatial axes flipped); its own inverse."""
+
+    def call(self, x):
+        return keras.ops.flip(keras.ops.flip(x, axis=1), axis=2)
+
+
+def inference_model(model: keras.Model) -> keras.Model:
+    """The same weights with the outputs the ONNX file carries: probability, logit, features, activations.
+
+    With a pooling head, the convolutions also see the scan turned by 180° and their maps, turned back,
+    are averaged with the upright ones before pooling. A trained network may put the evidence for a
+    lesion a few pixels off the lesion, in a direction fixed by its weights; the turned view puts it
+    off the other way, so the average peaks on the lesion. Pooling and the dense unit are linear, so
+    the class activation map stays exact and the logit is the mean of the two views' logits.
+    """
+    if cam_weights(model) is None:
+        names = ("probability", "logit", "features", "activations")
+        return keras.Model(model.inputs, [model.get_layer(n).output for n in names], name=f"{model.name}_inference")
+    trunk = keras.Model(model.inputs, model.get_layer("activations").output, name=f"{model.name}_trunk")
+    image = keras.Input(model.input_shape[1:], name="image")
+    upright = trunk(image)
+    turned = Rotate180(name="turn_back")(trunk(Rotate180(name="turn")(image)))
+    activations = layers.Average(name="activations")([upright, turned])
+    features = model.get_layer("features")(activations)
+    logit = model.get_layer("logit")(features)
+    probability = model.get_layer("probability")(logit)
+    return keras.Model(image, [probability, logit, features, activations], name=f"{model.name}_inference")
+
+
+def cam_weights(model: keras.Model) -> tuple[list[float], float] | None:
+    """Weights and bias of the final dense unit when it reads the pooled activations directly.
+
+    Only then is Σ wₖ·Aₖ the class activation map; the baseline's Flatten/Dense head has none.
+    """
+    if not isinstance(model.get_layer("features"), layers.GlobalAveragePooling2D):
+        return None
+    kernel, bias = model.get_layer("logit").get_weights()
+    return [float(w) for w in kernel[:, 0]], float(bias[0])

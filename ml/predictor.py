@@ -1,0 +1,126 @@
+"""Inference from a model directory with ONNX Runtime alone: TensorFlow is never imported here.
+
+One forward pass gives the logit, the pooled features and the last convolution block's activations;
+calibration, the label, the review flag, the class activation map and the 2-D feature position are
+cheap NumPy on top of those.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from ml.calibration import apply_temperature
+
+CLASS_NAMES = ("no_tumor", "tumor")
+# Bounds the memory a call can take: activations of a batch this size are a few MiB.
+CHUNK = 64
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probability: float
+    label: str
+    needs_review: bool
+    heatmap: np.ndarray
+    feature_xy: tuple[float, float]
+    latency_ms: float
+
+
+def class_activation_map(activations: np.ndarray, weights: np.ndarray | None, size: int) -> np.ndarray:
+    """Σ wₖ·Aₖ over channels, upsampled to size×size and min-max scaled to [0, 1].
+
+    Min-max rather than ReLU: for a scan predicted negative the whole map can be below zero, and the
+    reader still needs to see which region pushed the score up the most. Without weights (a head that
+    is not pooling + one dense unit) the channel mean stands in as a plain saliency map.
+    """
+    raw = activations @ weights if weights is not None else activations.mean(axis=-1)
+    upsampled = cv2.resize(raw.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    low, span = float(upsampled.min()), float(np.ptp(upsampled))
+    if span <= 1e-12:
+        return np.zeros((size, size), np.float32)
+    return ((upsampled - low) / span).astype(np.float32)
+
+
+class Predictor:
+    """Loads `model.onnx` + `metadata.json` and predicts batches of normalised images."""
+
+    def __init__(self, session: ort.InferenceSession, metadata: dict):
+        self.session = session
+        self.metadata = metadata
+        self.image_size = int(metadata["image_size"])
+        self.threshold = float(metadata["threshold"])
+        self.temperature = float(metadata["temperature"])
+        self.review_band = float(metadata["review_band"])
+        self.class_names = tuple(metadata.get("class_names", CLASS_NAMES))
+        weights = metadata.get("cam_weights")
+        self._cam_weights = np.asarray(weights, np.float32) if weights is not None else None
+        projection = metadata["projection"]
+        self._projection_mean = np.asarray(projection["mean"], np.float32)
+        self._projection_components = np.asarray(projection["components"], np.float32)
+
+    @classmethod
+    def from_files(cls, onnx_bytes: bytes, metadata: dict, intra_op_threads: int = 1) -> Predictor:
+        options = ort.SessionOptions()
+        # The arena keeps the peak of the largest batch ever seen; without it a worker stays small.
+        options.enable_cpu_mem_arena = False
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        return cls(session, metadata)
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path, intra_op_threads: int = 1) -> Predictor:
+        model_dir = Path(model_dir)
+        metadata = json.loads((model_dir / "metadata.json").read_text())
+        return cls.from_files((model_dir / "model.onnx").read_bytes(), metadata, intra_op_threads)
+
+    def _check(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim == 4 and images.shape[-1] == 1:
+            images = images[..., 0]
+        expected = (self.image_size, self.image_size)
+        if images.ndim != 3 or images.shape[1:] != expected:
+            raise ValueError(f"expected images of shape N×{self.image_size}×{self.image_size}, got {images.shape}")
+        return images
+
+    def forward(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw model outputs for N×S×S images: logit (N,), features (N×C), activations (N×h×w×C)."""
+        images = self._check(images)
+        outputs = self.session.run(["logit", "features", "activations"], {"image": images[..., None]})
+        return {"logit": outputs[0][:, 0], "features": outputs[1], "activations": outputs[2]}
+
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
+        return apply_temperature(logits, self.temperature)
+
+    def project(self, features: np.ndarray) -> np.ndarray:
+        """2-D position of pooled features in the PCA plane fitted on training and validation data."""
+        return (features - self._projection_mean) @ self._projection_components.T
+
+    def predict(self, images: np.ndarray) -> list[Prediction]:
+        images = self._check(images)
+        predictions: list[Prediction] = []
+        for start in range(0, len(images), CHUNK):
+            chunk = images[start:start + CHUNK]
+            began = time.perf_counter()
+            outputs = self.forward(chunk)
+            probabilities = self.calibrated(outputs["logit"])
+            positions = self.project(outputs["features"])
+            heatmaps = [class_activation_map(a, self._cam_weights, self.image_size) for a in outputs["activations"]]
+            latency_ms = (time.perf_counter() - began) * 1000.0 / len(chunk)
+            for probability, heatmap, xy in zip(probabilities, heatmaps, positions):
+                probability = float(probability)
+                predictions.append(Prediction(
+                    probability=probability,
+                    label=self.class_names[int(probability >= self.threshold)],
+                    needs_review=abs(probability - self.threshold) <= self.review_band,
+                    heatmap=heatmap,
+                    feature_xy=(float(xy[0]), float(xy[1])),
+                    latency_ms=latency_ms,
+                ))
+        return predictions

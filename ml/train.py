@@ -1,0 +1,268 @@
+"""Training: from a prepared dataset (or arrays) to a complete model directory.
+
+Train on the oversampled, augmented training split; early-stop on validation loss and keep the best
+weights; export to ONNX; calibrate (temperature) and choose the threshold on validation, from the
+exported model's own outputs so that what is measured is what is deployed; score the test split.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+CLASS_NAMES = ("no_tumor", "tumor")
+# PCA for the feature-map scatter is fitted on at most this many training + validation scans.
+PROJECTION_SAMPLE = 4000
+# The cancellation hook may query a database: ask it at most this often between batches.
+STOP_POLL_SECONDS = 0.5
+
+EpochHook = Callable[[int, dict], None]
+StopHook = Callable[[], bool]
+
+
+class TrainingCancelled(RuntimeError):
+    """Raised out of training when `should_stop()` answered True."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 15
+    batch_size: int = 32
+    image_size: int = 128
+    learning_rate: float = 2e-3
+    seed: int = 0
+    recall_target: float = 0.99
+    balance: bool = True
+    augment: bool = True
+    width: int = 16
+    depth: int = 5
+    dropout: float = 0.3
+    patience: int = 4
+    architecture: str = "tumorscreen"
+    review_band: float = 0.15
+
+    def __post_init__(self):
+        if not 0.0 < self.recall_target <= 1.0:
+            raise ValueError(f"recall_target must be in (0, 1], got {self.recall_target}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
+        if self.review_band < 0.0:
+            raise ValueError(f"review_band must be non-negative, got {self.review_band}")
+
+
+def fingerprint_file(path: str | Path) -> str:
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def fingerprint_arrays(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def _callbacks(settings: TrainSettings, on_epoch: EpochHook | None, should_stop: StopHook | None, history: list):
+    import keras
+
+    class Report(keras.callbacks.Callback):
+        """Keeps the per-epoch history and hands each epoch (1-based) to the caller's hook."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            entry = {key: float(value) for key, value in (logs or {}).items()}
+            entry["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            history.append({"epoch": epoch + 1, **entry})
+            if on_epoch is not None:
+                on_epoch(epoch + 1, entry)
+
+    class Cancel(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.last_poll = float("-inf")
+
+        def _poll(self, where: str):
+            self.last_poll = time.monotonic()
+            if should_stop():
+                raise TrainingCancelled(f"training cancelled {where}")
+
+        def on_train_batch_end(self, batch, logs=None):
+            if time.monotonic() - self.last_poll >= STOP_POLL_SECONDS:
+                self._poll(f"during epoch {len(history) + 1}")
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._poll(f"after epoch {epoch + 1}")
+
+    callbacks = [
+        Report(),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
+    ]
+    if should_stop is not None:
+        callbacks.append(Cancel())
+    return callbacks
+
+
+def _training_dataset(X: np.ndarray, y: np.ndarray, settings: TrainSettings):
+    import tensorflow as tf
+
+    from ml.augment import build_augmenter
+
+    dataset = tf.data.Dataset.from_tensor_slices((X, y.astype(np.float32)))
+    dataset = dataset.shuffle(len(X), seed=settings.seed, reshuffle_each_iteration=True).batch(settings.batch_size)
+    if settings.augment:
+        augmenter = build_augmenter(settings.seed)
+        dataset = dataset.map(lambda images, labels: (augmenter(images, training=True), labels))
+    return dataset.prefetch(2)
+
+
+def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, should_stop):
+    """The trained Keras model (best validation loss) and its per-epoch history."""
+    import keras
+    import tensorflow as tf
+
+    from ml.model import build_model
+
+    keras.utils.set_random_seed(settings.seed)
+    tf.config.experimental.enable_op_determinism()
+    if settings.balance:
+        from ml.balance import oversample_indices
+
+        order = oversample_indices(y_train, seed=settings.seed)
+        X_train, y_train = X_train[order], y_train[order]
+    model = build_model(settings.architecture, settings.image_size, settings.width, settings.depth, settings.dropout)
+    steps = settings.epochs * int(np.ceil(len(X_train) / settings.batch_size))
+    model.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps, alpha=0.02)),
+        loss=keras.losses.BinaryCrossentropy(),
+        metrics=[
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.Recall(name="recall"),
+            keras.metrics.AUC(name="auc"),
+        ],
+    )
+    history: list[dict] = []
+    model.fit(
+        _training_dataset(X_train, y_train, settings),
+        validation_data=(X_val, y_val.astype(np.float32)),
+        epochs=settings.epochs,
+        shuffle=False,  # the dataset reshuffles itself, seeded, every epoch
+        callbacks=_callbacks(settings, on_epoch, should_stop, history),
+        # A progress bar on a terminal; one line per epoch in a worker's log.
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    return model, history
+
+
+def _projection(features: np.ndarray) -> dict:
+    """2-D PCA of pooled features: the plane the montage's scatter is drawn in."""
+    mean = features.mean(axis=0)
+    _, _, vt = np.linalg.svd(features - mean, full_matrices=False)
+    components = vt[:2]
+    if components.shape[0] < 2:
+        components = np.vstack([components, np.zeros((2 - components.shape[0], features.shape[1]))])
+    return {"mean": mean.astype(float).tolist(), "components": components.astype(float).tolist()}
+
+
+def _as_images(X: np.ndarray) -> np.ndarray:
+    return X[..., 0] if X.ndim == 4 else X
+
+
+def _raw_outputs(session, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    logits, features = [], []
+    for start in range(0, len(X), 256):
+        batch = _as_images(X[start:start + 256]).astype(np.float32)[..., None]
+        logit, feature = session.run(["logit", "features"], {"image": batch})
+        logits.append(logit[:, 0])
+        features.append(feature)
+    return np.concatenate(logits), np.concatenate(features)
+
+
+def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+                 X_test: np.ndarray, y_test: np.ndarray, out_dir: str | Path, settings: TrainSettings,
+                 on_epoch: EpochHook | None = None, should_stop: StopHook | None = None,
+                 fingerprint: str | None = None, preprocessing: dict | None = None) -> dict:
+    """Train on arrays (N×S×S×1 float32 in [0, 1], labels 1 = tumor) and write the model directory.
+
+    Returns the test metrics (evaluate's keys) plus "validation" and "training" summaries.
+    """
+    import onnxruntime as ort
+
+    from ml.calibration import apply_temperature, choose_threshold, fit_temperature
+    from ml.evaluate import evaluate_arrays
+    from ml.export import to_onnx_bytes
+    from ml.metrics import binary_metrics, curves
+    from ml.model import cam_weights
+    from ml.predictor import Predictor
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    X_train, X_val, X_test = (np.asarray(X, np.float32).reshape(len(X), settings.image_size, settings.image_size, 1)
+                              for X in (X_train, X_val, X_test))
+    started = time.monotonic()
+    model, history = _fit(X_train, y_train, X_val, y_val, settings, on_epoch, should_stop)
+    fit_seconds = time.monotonic() - started
+
+    onnx_bytes = to_onnx_bytes(model)
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    val_logits, val_features = _raw_outputs(session, X_val)
+    rng = np.random.default_rng(settings.seed)
+    sample = rng.permutation(len(X_train))[:PROJECTION_SAMPLE]
+    _, train_features = _raw_outputs(session, X_train[sample])
+    temperature = fit_temperature(val_logits, y_val)
+    val_probability = apply_temperature(val_logits, temperature)
+    threshold = choose_threshold(y_val, val_probability, settings.recall_target)
+    weights = cam_weights(model)
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "image_size": settings.image_size,
+        "preprocessing": preprocessing or {"input": "ml.normalise.prepare_image", "size": settings.image_size,
+                                           "channels": 1, "value_range": [0.0, 1.0]},
+        "threshold": threshold,
+        "temperature": temperature,
+        "review_band": settings.review_band,
+        "recall_target": settings.recall_target,
+        "class_names": list(CLASS_NAMES),
+        "architecture": settings.architecture,
+        "cam_weights": weights[0] if weights else None,
+        "cam_bias": weights[1] if weights else None,
+        "projection": _projection(np.concatenate([train_features, val_features])),
+        "training_data": {"fingerprint": fingerprint or fingerprint_arrays(X_train, y_train),
+                          "n_train": int(len(X_train)), "n_val": int(len(X_val)), "n_test": int(len(X_test))},
+        "settings": dataclasses.asdict(settings),
+        "parameters": int(model.count_params()),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (out_dir / "model.onnx").write_bytes(onnx_bytes)
+    model.save(out_dir / "model.keras")
+    (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
+
+    predictor = Predictor.from_files(onnx_bytes, metadata)
+    metrics, scores = evaluate_arrays(predictor, X_test[..., 0], y_test)
+    validation = binary_metrics(y_val, val_probability, threshold)
+    metrics["validation"] = {key: validation[key] for key in ("n", "accuracy", "recall", "specificity", "roc_auc")}
+    best = min(history, key=lambda entry: entry.get("val_loss", np.inf))
+    metrics["training"] = {"epochs_run": len(history), "best_epoch": best["epoch"], "fit_seconds": round(fit_seconds, 1),
+                           "parameters": metadata["parameters"]}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out_dir / "curves.json").write_text(json.dumps({**curves(y_test, scores), "history": history}))
+    (out_dir / "test_scores.json").write_text(json.dumps({"y_true": [int(v) for v in y_test],
+                                                          "probability": [float(p) for p in scores]}))
+    return metrics
+
+
+def train(prepared_dir: str | Path, out_dir: str | Path, settings: TrainSettings,
+          on_epoch: EpochHook | None = None, should_stop: StopHook | None = None) -> dict:
+    """Train on a prepared dataset folder (see `ml.dataset`) and write a model directory; returns metrics."""
+    from ml.dataset import load_split
+
+    prepared_dir = Path(prepared_dir)
+    splits = {split: load_split(prepared_dir, split, image_size=settings.image_size) for split in ("train", "val", "test")}
+    return train_arrays(*splits["train"], *splits["val"], *splits["test"], out_dir, settings, on_epoch, should_stop,
+                        fingerprint=fingerprint_file(prepared_dir / "metadata.csv"))

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from ml.model import build_model, cam_weights, inference_model
+from tests.model_fixtures import tiny_images
+
+
+def test_inference_model_has_the_four_contract_outputs():
+    model = inference_model(build_model(image_size=64, width=8, depth=4))
+    assert [tuple(o.shape) for o in model.outputs] == [(None, 1), (None, 1), (None, 64), (None, 8, 8, 64)]
+
+
+def test_baseline_is_the_earlier_products_network():
+    # 3 conv blocks (32, 64, 128) + Flatten + Dense 128 at 128 px: 3.3 million parameters, as reported.
+    assert build_model("baseline", image_size=128).count_params() == 3_304_193
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="^unknown architecture 'resnet'; expected one of tumorscreen, baseline$"):
+        build_model("resnet")
+
+
+def test_cam_weights_only_where_the_map_is_exact():
+    assert cam_weights(build_model("baseline", image_size=32)) is None
+    weights, bias = cam_weights(build_model(image_size=32, width=4, depth=2))
+    assert len(weights) == 8 and bias == 0.0
+
+
+def test_onnx_and_keras_agree(tiny_model_dir):
+    import keras
+
+    images, _, _ = tiny_images(8, seed=42)
+    keras_outputs = inference_model(keras.saving.load_model(tiny_model_dir / "model.keras")).predict(images, verbose=0)
+    session = ort.InferenceSession(str(tiny_model_dir / "model.onnx"))
+    onnx_outputs = session.run(["probability", "logit", "features", "activations"], {"image": images})
+    for expected, actual in zip(keras_outputs, onnx_outputs):
+        np.testing.assert_allclose(actual, expected, atol=1e-4)
+
+
+def test_class_activation_map_matches_the_logit(tiny_model_dir):
+    """Global average pooling + one dense unit: the mean of Σ wₖ·Aₖ plus the bias is the logit."""
+    import json
+
+    metadata = json.loads((tiny_model_dir / "metadata.json").read_text())
+    images, _, _ = tiny_images(4, seed=7)
+    logit, activations = ort.InferenceSession(str(tiny_model_dir / "model.onnx")).run(
+        ["logit", "activations"], {"image": images})
+    cam = activations @ np.asarray(metadata["cam_weights"], np.float32)
+    np.testing.assert_allclose(cam.mean(axis=(1, 2)) + metadata["cam_bias"], logit[:, 0], atol=1e-4)

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml.predictor import Predictor, class_activation_map
+from tests.model_fixtures import tiny_images
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_hand_made_model_gives_the_expected_prediction(handmade_model_dir):
+    # The hand-made model's logit is 10·(mean − 0.5): a flat 0.6 scan scores sigmoid(1).
+    predictor = Predictor.from_dir(handmade_model_dir)
+    [prediction] = predictor.predict(np.full((1, 32, 32), 0.6, np.float32))
+    assert prediction.probability == pytest.approx(sigmoid(1.0), abs=1e-6)
+    assert prediction.label == "tumor"
+    assert prediction.needs_review is False  # 0.73 is outside 0.5 ± 0.1
+    assert prediction.feature_xy == pytest.approx((0.1, 0.0), abs=1e-6)
+    assert prediction.heatmap.shape == (32, 32) and prediction.latency_ms > 0
+
+
+def test_temperature_threshold_and_review_band_come_from_metadata(tmp_path):
+    from tests.model_fixtures import build_handmade_model_dir
+
+    model_dir = build_handmade_model_dir(tmp_path / "m", size=32, threshold=0.8, temperature=2.0, review_band=0.1)
+    [prediction] = Predictor.from_dir(model_dir).predict(np.full((1, 32, 32), 0.6, np.float32))
+    assert prediction.probability == pytest.approx(sigmoid(0.5), abs=1e-6)  # logit 1 / T 2
+    assert prediction.label == "no_tumor"  # 0.62 < 0.8
+    assert prediction.needs_review is False  # 0.62 is 0.18 from 0.8
+    [near] = Predictor.from_dir(model_dir).predict(np.full((1, 32, 32), 0.75, np.float32))
+    assert near.probability == pytest.approx(sigmoid(1.25), abs=1e-6)  # 0.777, within 0.1 of 0.8
+    assert near.needs_review is True
+
+
+def test_heatmap_of_a_negative_scan_still_points_at_what_raised_the_score(handmade_model_dir):
+    image = np.full((1, 32, 32), 0.1, np.float32)
+    image[0, 20:24, 5:9] = 0.9
+    [prediction] = Predictor.from_dir(handmade_model_dir).predict(image)
+    assert prediction.label == "no_tumor"
+    assert prediction.heatmap.max() == 1.0 and prediction.heatmap.min() == 0.0
+    peak = np.unravel_index(np.argmax(prediction.heatmap), prediction.heatmap.shape)
+    assert 20 <= peak[0] < 24 and 5 <= peak[1] < 9
+
+
+def test_a_flat_map_gives_an_all_zero_heatmap():
+    heatmap = class_activation_map(np.ones((4, 4, 3), np.float32), np.ones(3, np.float32), 16)
+    assert heatmap.shape == (16, 16) and not heatmap.any()
+
+
+def test_images_of_the_wrong_size_are_refused(handmade_model_dir):
+    with pytest.raises(ValueError, match=r"^expected images of shape N×32×32, got \(2, 64, 64\)$"):
+        Predictor.from_dir(handmade_model_dir).predict(np.zeros((2, 64, 64), np.float32))
+
+
+def test_from_files_equals_from_dir(handmade_model_dir):
+    images = np.random.default_rng(0).random((3, 32, 32), dtype=np.float32)
+    metadata = json.loads((handmade_model_dir / "metadata.json").read_text())
+    a = Predictor.from_files((handmade_model_dir / "model.onnx").read_bytes(), metadata).predict(images)
+    b = Predictor.from_dir(handmade_model_dir).predict(images)
+    assert [p.probability for p in a] == [p.probability for p in b]
+
+
+def test_trained_model_heatmaps_peak_on_the_lesion(tiny_model_dir):
+    images, y, masks = tiny_images(48, seed=11, tumor_fraction=1.0)
+    predictions = Predictor.from_dir(tiny_model_dir).predict(images[..., 0])
+    hits = [bool(mask.flat[int(np.argmax(p.heatmap))]) for p, mask in zip(predictions, masks)]
+    assert np.mean(hits) >= 0.9
+    assert all(p.label == "tumor" for p in predictions)
+
+
+def test_predicting_never_imports_tensorflow(tiny_model_dir):
+    script = (
+        "import sys, numpy as np\n"
+        "from ml.predictor import Predictor\n"
+        f"p = Predictor.from_dir({str(tiny_model_dir)!r})\n"
+        "p.predict(np.zeros((2, 64, 64), np.float32))\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False False"

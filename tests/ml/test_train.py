@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ml.predictor import Predictor
+from ml.train import TrainSettings, TrainingCancelled, train_arrays
+from tests.model_fixtures import build_tiny_model_dir, tiny_images, tiny_settings
+
+METRIC_KEYS = {"n", "accuracy", "recall", "specificity", "precision", "f1", "roc_auc", "pr_auc", "ece", "threshold",
+               "confusion", "latency_ms_p50", "latency_ms_p95", "rejected"}
+METADATA_KEYS = {"format_version", "image_size", "preprocessing", "threshold", "temperature", "review_band",
+                 "class_names", "cam_weights", "cam_bias", "projection", "training_data", "settings", "created_at"}
+
+
+def test_training_writes_every_artifact(tiny_model_dir):
+    assert {p.name for p in tiny_model_dir.iterdir()} >= {"model.onnx", "model.keras", "metadata.json",
+                                                          "metrics.json", "curves.json", "test_scores.json"}
+    metadata = json.loads((tiny_model_dir / "metadata.json").read_text())
+    assert METADATA_KEYS <= metadata.keys()
+    assert metadata["image_size"] == 64 and metadata["class_names"] == ["no_tumor", "tumor"]
+    assert np.asarray(metadata["projection"]["components"]).shape == (2, len(metadata["cam_weights"]))
+    metrics = json.loads((tiny_model_dir / "metrics.json").read_text())
+    assert METRIC_KEYS <= metrics.keys()
+    assert metrics["accuracy"] >= 0.95  # the tiny task is easy: a model that learned nothing fails here
+    curves = json.loads((tiny_model_dir / "curves.json").read_text())
+    assert {"roc", "pr", "calibration", "history"} <= curves.keys()
+    assert [entry["epoch"] for entry in curves["history"]] == list(range(1, len(curves["history"]) + 1))
+    scores = json.loads((tiny_model_dir / "test_scores.json").read_text())
+    assert len(scores["y_true"]) == len(scores["probability"]) == metrics["n"]
+
+
+def test_threshold_meets_the_recall_target_on_validation(tiny_model_dir):
+    # The fixture validates on tiny_images(64, seed=2): the same scans again.
+    X_val, y_val, _ = tiny_images(64, seed=2)
+    predictor = Predictor.from_dir(tiny_model_dir)
+    probability = np.array([p.probability for p in predictor.predict(X_val[..., 0])])
+    assert np.mean(probability[y_val == 1] >= predictor.threshold) >= 0.99
+
+
+def test_each_epoch_is_reported_with_train_and_validation_metrics(tmp_path):
+    seen: list[tuple[int, dict]] = []
+    build_tiny_model_dir(tmp_path / "m", epochs=2, on_epoch=lambda epoch, logs: seen.append((epoch, logs)))
+    assert [epoch for epoch, _ in seen] == [1, 2]
+    for _, logs in seen:
+        assert {"loss", "accuracy", "recall", "auc", "val_loss", "val_accuracy", "val_recall", "val_auc"} <= logs.keys()
+
+
+def test_should_stop_cancels_training(tmp_path):
+    X, y, _ = tiny_images(32, seed=1)
+    with pytest.raises(TrainingCancelled, match="^training cancelled during epoch 1$"):
+        train_arrays(X, y, X, y, X, y, tmp_path / "m", tiny_settings(epochs=3), should_stop=lambda: True)
+    assert not (tmp_path / "m" / "model.onnx").exists()
+
+
+def test_training_is_deterministic_for_a_seed(tiny_model_dir, tmp_path):
+    build_tiny_model_dir(tmp_path / "again")
+    first = json.loads((tiny_model_dir / "test_scores.json").read_text())["probability"]
+    second = json.loads((tmp_path / "again" / "test_scores.json").read_text())["probability"]
+    assert first == second
+
+
+def test_settings_refuse_an_impossible_recall_target():
+    with pytest.raises(ValueError, match=r"^recall_target must be in \(0, 1\], got 0.0$"):
+        TrainSettings(recall_target=0.0)

@@ -1,0 +1,114 @@
+"""A tiny trained model directory in seconds, for tests of everything that consumes one.
+
+The images are 64 px: a noisy grey disc (the "head") and, for tumors, a bright blob at a random
+place inside it, with its mask. Easy enough that a few epochs learn it and the heatmap finds it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+TINY_SIZE = 64
+
+
+def tiny_images(count: int, seed: int, size: int = TINY_SIZE, tumor_fraction: float = 0.5):
+    """(X N×S×S×1 float32 in [0, 1], y int8, masks list of bool S×S or None): half tumors by default."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    centre = (size - 1) / 2
+    head = (yy - centre) ** 2 + (xx - centre) ** 2 <= (0.42 * size) ** 2
+    X = np.empty((count, size, size, 1), np.float32)
+    y = (rng.random(count) < tumor_fraction).astype(np.int8)
+    masks: list[np.ndarray | None] = []
+    for i in range(count):
+        image = np.where(head, 0.35, 0.0) + rng.normal(0.0, 0.05, (size, size))
+        mask = None
+        if y[i]:
+            radius = rng.uniform(0.07, 0.11) * size
+            angle, distance = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.42 * size - radius - 2)
+            cy, cx = centre + distance * np.sin(angle), centre + distance * np.cos(angle)
+            mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+            image = image + 0.5 * mask
+        X[i, ..., 0] = np.clip(image, 0.0, 1.0)
+        masks.append(mask)
+    return X, y, masks
+
+
+def tiny_settings(**overrides):
+    from ml.train import TrainSettings
+
+    values = dict(epochs=6, batch_size=16, image_size=TINY_SIZE, learning_rate=1e-2, seed=0, width=8, depth=4,
+                  patience=6, dropout=0.1)
+    return TrainSettings(**{**values, **overrides})
+
+
+def build_tiny_model_dir(path: str | Path, seed: int = 0, on_epoch=None, **settings) -> dict:
+    """Train a tiny model on `tiny_images` and write a complete model directory at `path`; returns its metrics.
+    `settings` override `tiny_settings` (epochs, width, ...)."""
+    from ml.train import train_arrays
+
+    X_train, y_train, _ = tiny_images(160, seed=seed + 1, tumor_fraction=0.4)
+    X_val, y_val, _ = tiny_images(64, seed=seed + 2)
+    X_test, y_test, _ = tiny_images(64, seed=seed + 3)
+    return train_arrays(X_train, y_train, X_val, y_val, X_test, y_test, path, tiny_settings(seed=seed, **settings),
+                        on_epoch=on_epoch)
+
+
+def handmade_onnx(size: int) -> bytes:
+    """An ONNX model with the contract's input and outputs whose answers are known by hand:
+    features = mean pixel, logit = 10·(mean − 0.5), probability = sigmoid(logit), activations = the image.
+    So a scan of mean 0.6 scores sigmoid(1) and its heatmap is the image itself, min-max scaled."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["pooled"], axes=[1, 2], keepdims=0),
+        helper.make_node("Identity", ["pooled"], ["features"]),
+        helper.make_node("Sub", ["pooled", "half"], ["centred"]),
+        helper.make_node("Mul", ["centred", "ten"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["probability"]),
+        helper.make_node("Identity", ["image"], ["activations"]),
+    ]
+    scalars = [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
+               helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0])]
+    graph = helper.make_graph(
+        nodes, "handmade", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", size, size, 1])],
+        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["N", 1]),
+         helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["N", 1]),
+         helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 1]),
+         helper.make_tensor_value_info("activations", TensorProto.FLOAT, ["N", size, size, 1])],
+        scalars,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def handmade_metadata(size: int, threshold: float = 0.5, temperature: float = 1.0, review_band: float = 0.1) -> dict:
+    return {
+        "format_version": 1,
+        "image_size": size,
+        "preprocessing": {"input": "ml.normalise.prepare_image", "size": size},
+        "threshold": threshold,
+        "temperature": temperature,
+        "review_band": review_band,
+        "class_names": ["no_tumor", "tumor"],
+        "cam_weights": [1.0],
+        "cam_bias": 0.0,
+        "projection": {"mean": [0.5], "components": [[1.0], [0.0]]},
+        "training_data": {"fingerprint": "handmade"},
+        "settings": {},
+        "created_at": "2026-01-01T00:00:00+00:00",
+    }
+
+
+def build_handmade_model_dir(path: str | Path, size: int = 32, **metadata) -> Path:
+    """A model directory (model.onnx + metadata.json) around `handmade_onnx`, in milliseconds."""
+    import json
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "model.onnx").write_bytes(handmade_onnx(size))
+    (path / "metadata.json").write_text(json.dumps(handmade_metadata(size, **metadata)))
+    return path
