@@ -1,9 +1,20 @@
 """Evaluation of a model directory: every screening metric, latency, and heatmap scores against masks."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
 import numpy as np
 
+from ml.classes import LABELS, resolve_classes
+from ml.dataset import load_image, read_metadata
+from ml.decode import decode_file
+from ml.errors import RejectedFile
 from ml.metrics import binary_metrics
+# normalise keeps its head margin private; masks must follow exactly the same geometry.
+from ml.normalise import _MARGIN as HEAD_MARGIN
+from ml.normalise import head_box, pad_to_square, prepare_image
 from ml.predictor import Predictor
 
 
@@ -49,3 +60,102 @@ def evaluate_arrays(predictor: Predictor, images: np.ndarray, y_true: np.ndarray
     if masks is not None:
         metrics.update(heatmap_scores([p.heatmap for p in predictions], masks))
     return metrics, probability
+
+
+@dataclass
+class Scans:
+    """Scans ready for the predictor, with what could not be used and why."""
+
+    images: np.ndarray  # N×S×S float32, normalised
+    labels: np.ndarray  # N int8, 1 = tumor
+    names: list[str]  # where each scan came from, relative to the data folder
+    masks: list[np.ndarray | None] | None = None  # S×S bool per tumor scan, when masks were given
+    rejected: list[dict] = field(default_factory=list)  # {"file", "reason"}
+
+
+def normalised_mask(mask: np.ndarray, pixels: np.ndarray, size: int) -> np.ndarray:
+    """`mask` (H×W, on the source image `pixels`) carried through normalise's geometry: the same head
+    crop, square padding and resize, so that it lies on the normalised scan the heatmap is drawn on."""
+    (top, bottom, left, right), _ = head_box(np.nan_to_num(np.asarray(pixels, np.float32)))
+    crop = (np.asarray(mask) > 0)[top:bottom, left:right].astype(np.float32)
+    square = pad_to_square(crop, margin=HEAD_MARGIN)
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA) >= 0.5
+
+
+def _read_mask(masks_dir: Path, stem: str) -> np.ndarray:
+    path = masks_dir / f"{stem}.png"
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise FileNotFoundError(f"{path}: no mask for tumor scan {stem}")
+    return mask > 127
+
+
+def _empty(size: int) -> np.ndarray:
+    return np.zeros((0, size, size), np.float32)
+
+
+def load_raw(data_dir: str | Path, size: int, tumor_classes=None, normal_classes=None,
+             masks_dir: str | Path | None = None) -> Scans:
+    """Every file of a folder-per-class dataset, decoded and normalised; bad files end in `rejected`."""
+    data_dir = Path(data_dir)
+    mapping = resolve_classes(data_dir, tumor_classes, normal_classes)
+    images, labels, names, masks, rejected = [], [], [], [], []
+    for folder, label in sorted(mapping.folders.items()):
+        for path in sorted(p for p in (data_dir / folder).iterdir() if p.is_file() and not p.name.startswith(".")):
+            name = f"{folder}/{path.name}"
+            try:
+                image, decoded = prepare_image(path.read_bytes(), path.name, size)
+            except RejectedFile as error:
+                rejected.append({"file": name, "reason": error.reason})
+                continue
+            images.append(image)
+            labels.append(LABELS[label])
+            names.append(name)
+            if masks_dir is not None:
+                has_mask = label == "tumor"
+                masks.append(normalised_mask(_read_mask(Path(masks_dir), path.stem), decoded.pixels, size)
+                             if has_mask else None)
+    return Scans(np.stack(images) if images else _empty(size), np.array(labels, np.int8), names,
+                 masks if masks_dir is not None else None, rejected)
+
+
+def load_prepared(data_dir: str | Path, size: int, masks_dir: str | Path | None = None, split: str = "test") -> Scans:
+    """The test split of a prepared dataset. Masks need the source files (metadata `source_path`):
+    the mask is carried through the geometry that normalisation applied to its source image."""
+    data_dir = Path(data_dir)
+    rows = read_metadata(data_dir)
+    rows = rows[rows["split"] == split]
+    images = [load_image(data_dir / p, size) for p in rows["path"]]
+    masks = None
+    if masks_dir is not None:
+        masks = []
+        for source, label in zip(rows["source_path"], rows["label"]):
+            if label != "tumor":
+                masks.append(None)
+                continue
+            source = Path(source)
+            decoded = decode_file(source if source.is_absolute() else data_dir / source)
+            masks.append(normalised_mask(_read_mask(Path(masks_dir), source.stem), decoded.pixels, size))
+    return Scans(np.stack(images) if images else _empty(size), rows["label"].map(LABELS).to_numpy(np.int8),
+                 list(rows["path"]), masks)
+
+
+def is_prepared(data_dir: str | Path) -> bool:
+    return (Path(data_dir) / "metadata.csv").is_file()
+
+
+def evaluate_dir(model_dir: str | Path, data_dir: str | Path, masks_dir: str | Path | None = None,
+                 tumor_classes=None, normal_classes=None, intra_op_threads: int = 1) -> tuple[dict, Scans, np.ndarray]:
+    """Evaluate a model directory on a raw folder-per-class dataset or a prepared one (its test split).
+
+    Returns (metrics with `rejected` filled in, the scans, their calibrated probabilities)."""
+    predictor = Predictor.from_dir(model_dir, intra_op_threads=intra_op_threads)
+    if is_prepared(data_dir):
+        scans = load_prepared(data_dir, predictor.image_size, masks_dir)
+    else:
+        scans = load_raw(data_dir, predictor.image_size, tumor_classes, normal_classes, masks_dir)
+    if len(scans.images) == 0:
+        raise ValueError(f"{data_dir}: no scan could be used ({len(scans.rejected)} rejected)")
+    metrics, probability = evaluate_arrays(predictor, scans.images, scans.labels, scans.masks)
+    metrics["rejected"] = scans.rejected
+    return metrics, scans, probability

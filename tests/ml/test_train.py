@@ -65,3 +65,44 @@ def test_training_is_deterministic_for_a_seed(tiny_model_dir, tmp_path):
 def test_settings_refuse_an_impossible_recall_target():
     with pytest.raises(ValueError, match=r"^recall_target must be in \(0, 1\], got 0.0$"):
         TrainSettings(recall_target=0.0)
+
+
+def write_prepared(root, seed: int = 0):
+    """A prepared dataset folder of tiny images, as `python -m ml prepare` lays it out."""
+    import cv2
+
+    rows = ["source_path,path,label,source_class,group,split,sha256,width,height,format"]
+    for split, count in (("train", 48), ("val", 24), ("test", 16)):
+        X, y, _ = tiny_images(count, seed=seed + len(rows))
+        for i, (image, label) in enumerate(zip(X, y)):
+            name = "tumor" if label else "no_tumor"
+            path = f"images/{split}/{name}/{split}{i}.png"
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / path), np.round(image[..., 0] * 255).astype(np.uint8))
+            rows.append(f"src/{split}{i}.png,{path},{name},{name},{len(rows)},{split},{len(rows):064x},64,64,png")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
+    import hashlib
+
+    from ml.commands.train import main as train_main
+
+    data = write_prepared(tmp_path / "prepared")
+    out = tmp_path / "model"
+    assert train_main(["--data", str(data), "--out", str(out), "--epochs", "2", "--image-size", "64", "--width", "8",
+                       "--batch-size", "16"]) == 0
+    metadata = json.loads((out / "metadata.json").read_text())
+    digest = hashlib.sha256((data / "metadata.csv").read_bytes()).hexdigest()
+    assert metadata["training_data"] == {"fingerprint": f"sha256:{digest}", "n_train": 48, "n_val": 24, "n_test": 16}
+    assert metadata["settings"]["epochs"] == 2 and metadata["settings"]["width"] == 8
+    assert json.loads(capsys.readouterr().out.splitlines()[-2])["wall_seconds"] > 0
+
+
+def test_train_command_needs_a_prepared_folder(tmp_path, capsys):
+    from ml.commands.train import main as train_main
+
+    assert train_main(["--data", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path} is not a prepared dataset (no metadata.csv); "
+                                       "run python -m ml prepare first\n")

@@ -1,0 +1,53 @@
+"""`python -m ml train --data PREPARED_DIR --out MODEL_DIR`: train and write a model directory."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ml.train import TrainSettings
+
+DEFAULTS = TrainSettings()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m ml train", description=__doc__.split(":", 1)[1].strip())
+    parser.add_argument("--data", required=True, type=Path, help="prepared dataset folder (python -m ml prepare)")
+    parser.add_argument("--out", required=True, type=Path, help="model directory to write")
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    parser.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    parser.add_argument("--image-size", type=int, default=DEFAULTS.image_size)
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--recall-target", type=float, default=DEFAULTS.recall_target)
+    parser.add_argument("--width", type=int, default=DEFAULTS.width, help="filters of the first block")
+    parser.add_argument("--architecture", choices=("tumorscreen", "baseline"), default=DEFAULTS.architecture)
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--no-balance", action="store_true", help="train without oversampling the minority class")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if not (args.data / "metadata.csv").is_file():
+        print(f"error: {args.data} is not a prepared dataset (no metadata.csv); run python -m ml prepare first",
+              file=sys.stderr)
+        return 2
+    try:
+        settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
+                                 learning_rate=args.learning_rate, seed=args.seed, recall_target=args.recall_target,
+                                 width=args.width, architecture=args.architecture, augment=not args.no_augment,
+                                 balance=not args.no_balance)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from ml.train import train
+
+    started = time.monotonic()
+    metrics = train(args.data, args.out, settings)
+    keys = ("accuracy", "recall", "specificity", "roc_auc", "ece", "threshold")
+    print(json.dumps({key: metrics[key] for key in keys} | {"wall_seconds": round(time.monotonic() - started, 1)}))
+    print(f"model written to {args.out}")
+    return 0

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from ml.commands.evaluate import main as evaluate_main
+from ml.errors import RejectedFile
+from ml.evaluate import evaluate_arrays, normalised_mask
+from ml.normalise import normalise, prepare_image
+from ml.predictor import Predictor
+from tests.builders import make_head_slice, make_png
+
+KEYS = {"n", "accuracy", "recall", "specificity", "precision", "f1", "roc_auc", "pr_auc", "ece", "threshold",
+        "confusion", "latency_ms_p50", "latency_ms_p95", "rejected"}
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+
+
+def patched(background: float) -> np.ndarray:
+    """A flat 32×32 scan with a bright 4×4 patch at rows 8-11, columns 20-23."""
+    image = np.full((32, 32), background, np.float32)
+    image[8:12, 20:24] = 1.0
+    return image
+
+
+def test_evaluate_arrays_on_a_hand_made_case(handmade_model_dir):
+    # The hand-made model scores sigmoid(10·(mean − 0.5)). Tumors: two clearly above 0.5, one below;
+    # normals: one above, two below. At threshold 0.5: tp 2, fn 1, fp 1, tn 2.
+    images = np.stack([patched(b) for b in (0.69, 0.59, 0.43, 0.54, 0.29, 0.19)])
+    y = np.array([1, 1, 1, 0, 0, 0])
+    expected = sigmoid(10 * (images.mean(axis=(1, 2)) - 0.5))
+    inside = np.zeros((32, 32), bool)
+    inside[6:14, 18:26] = True
+    elsewhere = np.zeros((32, 32), bool)
+    elsewhere[24:30, 2:8] = True
+    masks = [inside, elsewhere, inside, None, None, None]
+
+    metrics, probability = evaluate_arrays(Predictor.from_dir(handmade_model_dir), images, y, masks)
+
+    np.testing.assert_allclose(probability, expected, atol=1e-4)  # ONNX averages in float32
+    assert KEYS | {"pointing_game", "mask_energy"} <= metrics.keys()
+    assert metrics["confusion"] == {"tp": 2, "fp": 1, "tn": 2, "fn": 1}
+    assert metrics["n"] == 6
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    assert metrics["recall"] == metrics["specificity"] == metrics["precision"] == metrics["f1"] == pytest.approx(2 / 3)
+    assert metrics["roc_auc"] == pytest.approx(8 / 9)  # only the tumor at 0.43 ranks below a normal (0.54)
+    assert metrics["pr_auc"] == pytest.approx((1 + 1 + 3 / 4) / 3)
+    # Six scores in six different calibration bins: the ECE is the mean |y − p|.
+    assert metrics["ece"] == pytest.approx(np.mean(np.abs(y - expected)), abs=1e-4)
+    assert metrics["threshold"] == 0.5
+    # Heatmaps are the patch: two of the three masks hold the peak and all of the heatmap's mass.
+    assert metrics["pointing_game"] == pytest.approx(2 / 3)
+    assert metrics["mask_energy"] == pytest.approx(2 / 3)
+    assert metrics["latency_ms_p95"] >= metrics["latency_ms_p50"] > 0
+    assert metrics["rejected"] == []
+
+
+def test_mask_follows_the_normalisation_geometry():
+    # A head off-centre in a wide frame, with a bright lesion: after normalisation the mask must
+    # still cover the lesion's bright pixels.
+    head = make_head_slice(160, seed=3)
+    canvas = np.zeros((200, 300), np.float32)
+    canvas[30:190, 120:280] = head
+    mask = np.zeros_like(canvas, bool)
+    mask[90:110, 180:205] = True
+    canvas[mask] = 1.0
+    image = normalise(canvas, 64)
+    carried = normalised_mask(mask, canvas, 64)
+    bright = image >= 0.99
+    overlap = (carried & bright).sum() / (carried | bright).sum()
+    assert overlap >= 0.6
+
+
+def write_raw_dataset(root, size=96):
+    for label, lesion in (("tumor", True), ("no_tumor", False)):
+        (root / label).mkdir(parents=True)
+        for seed in range(3):
+            (root / label / f"s{seed}.png").write_bytes(make_png(make_head_slice(size, seed, lesion=lesion)))
+    (root / "no_tumor" / "notes.png").write_bytes(b"these are not pixels")
+    return root
+
+
+def test_evaluate_command_on_a_raw_dataset(handmade_model_dir, tmp_path, capsys):
+    data = write_raw_dataset(tmp_path / "raw")
+    out = tmp_path / "out" / "metrics.json"
+    assert evaluate_main(["--model", str(handmade_model_dir), "--data", str(data), "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert KEYS <= metrics.keys()
+    assert metrics["n"] == 6
+    with pytest.raises(RejectedFile) as rejection:
+        prepare_image(b"these are not pixels", "notes.png", 32)
+    reason = rejection.value.reason
+    assert metrics["rejected"] == [{"file": "no_tumor/notes.png", "reason": reason}]
+    # The same scans through the predictor directly give the same confusion matrix.
+    predictor = Predictor.from_dir(handmade_model_dir)
+    images = [prepare_image((data / label / f"s{s}.png").read_bytes(), "x.png", 32)[0]
+              for label in ("no_tumor", "tumor") for s in range(3)]
+    called = np.array([p.probability >= predictor.threshold for p in predictor.predict(np.stack(images))])
+    assert metrics["confusion"]["tp"] + metrics["confusion"]["fp"] == int(called.sum())
+    assert f"no_tumor/notes.png: {reason}" in capsys.readouterr().out
+
+
+def test_evaluate_command_uses_the_test_split_of_a_prepared_dataset(handmade_model_dir, tmp_path):
+    data = tmp_path / "prepared"
+    rows = ["source_path,path,label,source_class,group,split,sha256,width,height,format"]
+    for i, (split, label, value) in enumerate([("train", "tumor", 200), ("test", "tumor", 230),
+                                               ("test", "no_tumor", 40), ("val", "no_tumor", 10)]):
+        path = f"images/{split}/{label}/s{i}.png"
+        (data / path).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(data / path), np.full((32, 32), value, np.uint8))
+        rows.append(f"src/s{i}.png,{path},{label},{label},{i},{split},{i:064x},32,32,png")
+    (data / "metadata.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "metrics.json"
+    assert evaluate_main(["--model", str(handmade_model_dir), "--data", str(data), "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["n"] == 2 and metrics["accuracy"] == 1.0
+
+
+def test_evaluate_command_reports_an_unknown_class_folder(handmade_model_dir, tmp_path, capsys):
+    (tmp_path / "raw" / "cats").mkdir(parents=True)
+    out = tmp_path / "metrics.json"
+    assert evaluate_main(["--model", str(handmade_model_dir), "--data", str(tmp_path / "raw"), "--json", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: unrecognised class folder 'cats'")
+    assert not out.exists()
