@@ -39,8 +39,8 @@ class Anatomy:
 class HeadPhantom:
     hu: np.ndarray  # float32, HU
     bone_fraction: np.ndarray  # float32 0..1: share of each pixel that is bone
-    head_mask: np.ndarray  # bool: inside the skin
-    brain_mask: np.ndarray  # bool: inside the inner table of the skull
+    head_mask: np.ndarray  # bool: any part of the pixel inside the skin; outside it is air
+    brain_mask: np.ndarray  # bool: at least half of the pixel inside the inner table of the skull
     ventricle_mask: np.ndarray  # bool
     white_matter: np.ndarray  # float32 0..1 coverage, where oedema spreads
     csf: np.ndarray  # float32 0..1 coverage of CSF (sulci, ventricles, fissures)
@@ -208,7 +208,7 @@ def head_phantom(rng: np.random.Generator, size: int = 256) -> HeadPhantom:
     return HeadPhantom(
         hu=hu.astype(np.float32),
         bone_fraction=(in_bone * (1.0 - in_brain)).astype(np.float32),
-        head_mask=depth > 0,
+        head_mask=depth > -0.5,
         brain_mask=below_table > 0,
         ventricle_mask=(ventricles >= 0.5) & (below_table > 0),
         white_matter=(white * in_brain).astype(np.float32),

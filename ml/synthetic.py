@@ -3,8 +3,8 @@
 A slice is a random head phantom (`ml.phantom`), optionally with a tumor, scanned by a simulated CT
 (`ml.ct_acquisition`), then shown in the brain window (W80/L40) as an 8-bit image, as a CT viewer would
 export it. Everything derives from one integer seed: the anatomy, the lesion and the scan each draw from
-their own child stream, so the same seed with and without a tumor gives the same head and the same
-noise, differing only where the tumor (and its oedema) is.
+their own child stream, so the same seed with and without a tumor gives the same head (the photon noise
+differs: it depends on every ray's attenuation).
 """
 from __future__ import annotations
 

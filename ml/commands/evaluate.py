@@ -17,14 +17,19 @@ SUMMARY = ("n", "accuracy", "recall", "specificity", "precision", "f1", "roc_auc
            "latency_ms_p50", "latency_ms_p95", "pointing_game", "mask_energy")
 
 
+def _names(text: str) -> list[str]:
+    """A comma-separated list of class folder names, as `prepare` takes them."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ml evaluate", description="evaluate a model on a dataset")
     parser.add_argument("--model", required=True, type=Path, help="model directory (python -m ml train)")
     parser.add_argument("--data", required=True, type=Path, help="raw folder-per-class or prepared dataset")
     parser.add_argument("--json", required=True, type=Path, help="where to write the metrics")
     parser.add_argument("--masks", type=Path, help="folder of tumor masks, <image stem>.png (synthetic sets)")
-    parser.add_argument("--tumor-classes", nargs="+", help="class folders that mean tumor (raw datasets)")
-    parser.add_argument("--normal-classes", nargs="+", help="class folders that mean no tumor (raw datasets)")
+    parser.add_argument("--tumor-classes", type=_names, help="comma-separated class folders meaning tumor (raw datasets)")
+    parser.add_argument("--normal-classes", type=_names, help="comma-separated class folders meaning no tumor")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     return parser.parse_args(argv)
 

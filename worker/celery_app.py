@@ -1,0 +1,94 @@
+"""The Celery application shared by the web process (to enqueue) and the workers (to run).
+
+Two queues: `screening` (many short chunks, any number of workers) and `training` (one long job at a
+time, on its own worker so a training run never delays screening).
+"""
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from celery import Celery
+
+from core.config import Settings, get_settings
+
+SCREENING_QUEUE = "screening"
+TRAINING_QUEUE = "training"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        "task_default_queue": SCREENING_QUEUE,
+        "task_routes": {
+            "tumorscreen.screening.*": {"queue": SCREENING_QUEUE},
+            "tumorscreen.training.*": {"queue": TRAINING_QUEUE},
+        },
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_expires": 24 * 3600,
+        # A task is acknowledged only after it finished, so a worker that dies mid-chunk leaves the
+        # message for another worker; together with idempotent tasks this loses nothing.
+        "task_acks_late": True,
+        # A child killed by the OOM killer or SIGKILL re-queues its task instead of acking it.
+        "task_reject_on_worker_lost": True,
+        # Chunks take seconds: prefetching more than one would let an idle worker sit beside a busy
+        # one holding the work.
+        "worker_prefetch_multiplier": 1,
+        # A chunk past its soft limit records a clean failure; the hard limit kills a wedged child.
+        "task_soft_time_limit": settings.task_soft_time_limit_s,
+        "task_time_limit": settings.task_time_limit_s,
+        # Recycle a child whose memory grew (a leak in a decoder must not take the worker down).
+        "worker_max_memory_per_child": settings.worker_max_memory_mb * 1024,
+        "worker_hijack_root_logger": False,
+        "broker_connection_retry_on_startup": True,
+        "task_track_started": True,
+    }
+    if settings.redis_url:
+        # Redis re-delivers an unacknowledged message only after the visibility timeout: it must be
+        # longer than the longest task (a training run), or a long task would run twice.
+        config["broker_transport_options"] = {"visibility_timeout": 4 * 3600}
+        if settings.redis_url.startswith("rediss://"):
+            # Heroku Redis presents a self-signed certificate.
+            config["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_NONE}
+            config["redis_backend_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_NONE}
+    else:
+        folder = settings.broker_folder
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        config["broker_transport_options"] = {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+            "polling_interval": 0.05,
+        }
+    return config
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    # `include` imports the task modules when a worker starts; the web process imports only what it sends.
+    app = Celery("tumorscreen", include=["worker.tasks"])
+    app.conf.update(celery_config(settings or get_settings()))
+    return app
+
+
+celery_app = create_celery()
+
+
+def reconfigure(settings: Settings) -> None:
+    """Point the process-wide app at other settings (tests switch between brokers in one process).
+
+    Drops the cached broker pool, producer pool and result backend so the next call reconnects.
+    """
+    import threading
+
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app.conf.update(celery_config(settings))
+    celery_app._pool = None
+    celery_app._backend_cache = None
+    celery_app._local = threading.local()
+    celery_app.__dict__.pop("amqp", None)
