@@ -56,12 +56,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             config["redis_backend_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_NONE}
     else:
         folder = settings.broker_folder
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
             "store_processed": False,
             "polling_interval": 0.05,
         }
