@@ -19,27 +19,30 @@ from pydicom.uid import (UID, CTImageStorage, ExplicitVRLittleEndian, MRImageSto
 
 def make_head_slice(size: int = 256, seed: int = 0, *, lesion: bool = False) -> np.ndarray:
     """A float32 size×size image in [0, 1] that looks like an axial head slice: dark background, a
-    bright skull ring, brain with random smooth texture and dark ventricles. Different seeds give
-    different anatomy (shape, position, texture); the same seed gives the same image."""
+    bright skull ring, brain with random coarse texture and dark ventricles. Different seeds give
+    different anatomy (shape, tilt, texture), different enough to stay apart even in a 32-pixel
+    thumbnail, as two patients do; the same seed gives the same image."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     cy, cx = 0.5 + rng.uniform(-0.05, 0.05), 0.5 + rng.uniform(-0.05, 0.05)
-    ry, rx = rng.uniform(0.33, 0.42), rng.uniform(0.26, 0.36)
-    radius = np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)
+    ry, rx = rng.uniform(0.33, 0.42), rng.uniform(0.24, 0.36)
+    tilt = rng.uniform(-0.5, 0.5)
+    v, u = (yy - cy) * np.cos(tilt) - (xx - cx) * np.sin(tilt), (yy - cy) * np.sin(tilt) + (xx - cx) * np.cos(tilt)
+    radius = np.sqrt((v / ry) ** 2 + (u / rx) ** 2)
     noise = rng.normal(size=(size, size)).astype(np.float32)
-    texture = cv2.GaussianBlur(noise, (0, 0), sigmaX=size / 24)
+    texture = cv2.GaussianBlur(noise, (0, 0), sigmaX=size / 12)
     texture /= np.abs(texture).max() + 1e-6
     image = np.zeros((size, size), np.float32)
     brain = radius < 0.9
-    image[brain] = 0.45 + 0.25 * texture[brain]
+    image[brain] = 0.5 + 0.45 * texture[brain]
     image[(radius >= 0.9) & (radius < 1.0)] = 0.95  # skull
-    for _ in range(rng.integers(2, 4)):  # ventricles
-        vy, vx = cy + rng.uniform(-0.12, 0.12), cx + rng.uniform(-0.1, 0.1)
-        vr = np.sqrt(((yy - vy) / rng.uniform(0.03, 0.08)) ** 2 + ((xx - vx) / rng.uniform(0.02, 0.05)) ** 2)
-        image[vr < 1] = 0.1
+    for _ in range(rng.integers(2, 5)):  # ventricles
+        vy, vx = cy + rng.uniform(-0.15, 0.15), cx + rng.uniform(-0.12, 0.12)
+        vr = np.sqrt(((yy - vy) / rng.uniform(0.03, 0.1)) ** 2 + ((xx - vx) / rng.uniform(0.02, 0.06)) ** 2)
+        image[vr < 1] = 0.05
     if lesion:
         ly, lx = cy + rng.uniform(-0.15, 0.15), cx + rng.uniform(-0.12, 0.12)
-        image[np.hypot(yy - ly, xx - lx) < rng.uniform(0.04, 0.08)] = 0.85
+        image[np.hypot(yy - ly, xx - lx) < rng.uniform(0.04, 0.08)] = 0.9
     image += rng.normal(scale=0.01, size=image.shape).astype(np.float32)
     return np.clip(image, 0.0, 1.0)
 
