@@ -309,10 +309,12 @@ def _brain(
     tissue = _lerp(tissue, grey_hu - rng.uniform(0.0, 3.0), deep_grey)
     brain = _lerp(tissue + texture, csf_hu, csf)
     brain = _lerp(brain, rng.uniform(45.0, 90.0), falx * 0.8)
+    csf = csf * (1.0 - falx * 0.8)
     if level != "vertex" and rng.random() < 0.5:  # calcified choroid plexus in the atria
         for side in (-1.0, 1.0):
             speck = blob(shift + side * 0.2, 0.32, 0.02, 0.02)
             brain = _lerp(brain, rng.uniform(80.0, 200.0), speck * (ventricles > 0.5))
+            csf = csf * (1.0 - speck * (ventricles > 0.5))
     white = (1.0 - grey) * (1.0 - csf) * (1.0 - deep_grey)
     return brain.astype(np.float32), csf.astype(np.float32), white.astype(np.float32), ventricles
 
