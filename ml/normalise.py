@@ -99,10 +99,13 @@ def _largest_region(small: np.ndarray) -> np.ndarray | None:
     otsu, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     low = float(np.percentile(gray, 1))
     mask = (gray > low + (otsu - low) / 2).astype(np.uint8)
-    opening = _ellipse(max(3, round(side * 0.02)))
-    closing = _ellipse(max(3, round(side * 0.05)))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, opening)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, closing)
+    opening_side, closing_side = max(3, round(side * 0.02)), max(3, round(side * 0.05))
+    # OpenCV treats outside the image as foreground when eroding, so a closing would glue anything
+    # near the border to it; a zero frame as wide as the kernel keeps the border neutral.
+    mask = cv2.copyMakeBorder(mask, *(closing_side,) * 4, cv2.BORDER_CONSTANT, value=0)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _ellipse(opening_side))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _ellipse(closing_side))
+    mask = mask[closing_side:-closing_side, closing_side:-closing_side]
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 1:
         return None

@@ -35,6 +35,8 @@ METADATA_COLUMNS = ("source_path", "path", "label", "source_class", "group", "sp
                     "height", "format")
 _OUTPUTS = ("images", "metadata.csv", "report.json", "report.md")
 _EXAMPLES = 10
+# Below this many files, starting processes costs more than it saves.
+_MIN_TASKS_FOR_POOL = 64
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -166,7 +168,7 @@ def _run(tasks: list[_Task], processes: int, on_progress: ProgressCallback | Non
 
 
 def _results(tasks: list[_Task], processes: int) -> Iterator[dict[str, Any]]:
-    if processes <= 1 or len(tasks) < 64:
+    if processes <= 1 or len(tasks) < _MIN_TASKS_FOR_POOL:
         yield from map(_process, tasks)
         return
     with multiprocessing.get_context("fork").Pool(processes) as pool:

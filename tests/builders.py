@@ -25,12 +25,15 @@ def make_head_slice(size: int = 256, seed: int = 0, *, lesion: bool = False) -> 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     cy, cx = 0.5 + rng.uniform(-0.05, 0.05), 0.5 + rng.uniform(-0.05, 0.05)
-    ry, rx = rng.uniform(0.33, 0.42), rng.uniform(0.24, 0.36)
+    ry, rx = rng.uniform(0.30, 0.38), rng.uniform(0.22, 0.33)
     tilt = rng.uniform(-0.5, 0.5)
     v, u = (yy - cy) * np.cos(tilt) - (xx - cx) * np.sin(tilt), (yy - cy) * np.sin(tilt) + (xx - cx) * np.cos(tilt)
-    radius = np.sqrt((v / ry) ** 2 + (u / rx) ** 2)
+    angle = np.arctan2(v, u)
+    outline = 1 + sum(rng.uniform(-0.06, 0.06) * np.cos(k * angle + rng.uniform(0, 2 * np.pi))
+                      for k in (2, 3, 4))  # no two skulls have the same shape
+    radius = np.sqrt((v / ry) ** 2 + (u / rx) ** 2) / outline
     noise = rng.normal(size=(size, size)).astype(np.float32)
-    texture = cv2.GaussianBlur(noise, (0, 0), sigmaX=size / 12)
+    texture = cv2.GaussianBlur(noise, (0, 0), sigmaX=size / 10)
     texture /= np.abs(texture).max() + 1e-6
     image = np.zeros((size, size), np.float32)
     brain = radius < 0.9
