@@ -230,6 +230,9 @@ class TrainingRun(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[Optional[datetime]]
     finished_at: Mapped[Optional[datetime]]
+    # Touched by the trainer while it works; a `running` run whose heartbeat went stale lost its
+    # trainer (killed, out of memory) and is marked failed by the sweeper.
+    heartbeat_at: Mapped[Optional[datetime]]
     # The candidate it produced is the ModelVersion whose training_run_id points here.
 
     epochs: Mapped[list["TrainingEpoch"]] = relationship(
