@@ -371,7 +371,7 @@ def add_lesion(rng: np.random.Generator, phantom: HeadPhantom) -> tuple[HeadPhan
         hu += halo * rng.uniform(-14.0, -6.0)
     replaced = float(phantom.hu[mask].mean())
     lesion_hu = replaced + contrast + abs(contrast) * 0.25 * smooth_noise(rng, (size, size), 1.5 * scale)
-    if diameter > 20.0 * scale and rng.random() < 0.3:  # necrotic or cystic centre
+    if kind == "hypo" and diameter > 20.0 * scale and rng.random() < 0.4:  # necrotic or cystic centre
         core = soft_blob(xs, ys, (cx, cy), (semi[0] * 0.5, semi[1] * 0.5), rotation, 0.0, random_outline(rng, 0.2))
         lesion_hu = _lerp(lesion_hu, replaced - rng.uniform(8.0, 18.0), core)
     if kind == "hyper" and diameter > 8.0 * scale and rng.random() < 0.15:  # calcification
