@@ -1,0 +1,1 @@
+"""Figure builders: functions that take data and return Plotly figures; pages only arrange them."""

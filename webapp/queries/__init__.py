@@ -1,0 +1,1 @@
+"""Reads and small computations behind the pages (no Dash here), each tested directly."""
