@@ -45,7 +45,8 @@ def montage(seed: int, columns: int = 6, rows: int = 4) -> np.ndarray:
         else:
             lesion = params.lesion
             tiles.append(_tile(image, f"tumor  {lesion.kind} {lesion.contrast_hu:+.0f} HU"))
-            tiles.append(_tile(image, f"outline  d={lesion.diameter_px:.0f}px{' +oedema' if lesion.oedema else ''}", mask))
+            oedema = " +oedema" if lesion.oedema else ""
+            tiles.append(_tile(image, f"outline  d={lesion.diameter_px:.0f}px{oedema}", mask))
         index += 1
     tiles = tiles[: columns * rows]
     grid = [np.hstack(tiles[r * columns:(r + 1) * columns]) for r in range(rows)]

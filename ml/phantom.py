@@ -340,7 +340,8 @@ def add_lesion(rng: np.random.Generator, phantom: HeadPhantom) -> tuple[HeadPhan
     outline = random_outline(rng, rng.uniform(0.05, 0.35), orders=6)
     reach = 1.0 + float(outline[0].sum())  # largest radius relative to the semi-axes
 
-    inside = phantom.brain_mask & ~cv2.dilate(phantom.ventricle_mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    ventricles = cv2.dilate(phantom.ventricle_mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    inside = phantom.brain_mask & ~ventricles
     room = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5)
     from_table = cv2.distanceTransform(phantom.brain_mask.astype(np.uint8), cv2.DIST_L2, 5)
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -358,7 +359,8 @@ def add_lesion(rng: np.random.Generator, phantom: HeadPhantom) -> tuple[HeadPhan
     pick = rng.integers(int(candidates.sum()))
     cy, cx = (int(c[pick]) for c in np.nonzero(candidates))
     rotation = rng.uniform(0, np.pi)
-    coverage = soft_blob(xs, ys, (cx + rng.uniform(-0.5, 0.5), cy + rng.uniform(-0.5, 0.5)), semi, rotation, 0.0, outline)
+    centre = (cx + rng.uniform(-0.5, 0.5), cy + rng.uniform(-0.5, 0.5))  # off the pixel grid
+    coverage = soft_blob(xs, ys, centre, semi, rotation, 0.0, outline)
     mask = coverage >= 0.5
 
     hu = phantom.hu.copy()

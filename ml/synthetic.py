@@ -67,7 +67,9 @@ def random_acquisition(rng: np.random.Generator, size: int) -> Acquisition:
     )
 
 
-def synth_slice(seed: int, size: int = 256, with_tumor: bool = True) -> tuple[np.ndarray, np.ndarray | None, SliceParams]:
+def synth_slice(
+    seed: int, size: int = 256, with_tumor: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, SliceParams]:
     """One synthetic slice: (image uint8 size×size in the brain window, tumor mask uint8 0/255 or None, params)."""
     anatomy_seed, lesion_seed, scan_seed = np.random.SeedSequence(seed).spawn(3)
     phantom = head_phantom(np.random.default_rng(anatomy_seed), size)

@@ -139,7 +139,9 @@ def test_dataset_bytes_depend_on_the_seed_not_on_the_worker_count(dataset: Path,
 
 def test_synth_command_writes_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
-    code = synth_main(["--out", str(out), "--count", "4", "--seed", "2", "--size", str(SIZE), "--tumor-fraction", "0.5"])
+    code = synth_main(
+        ["--out", str(out), "--count", "4", "--seed", "2", "--size", str(SIZE), "--tumor-fraction", "0.5"]
+    )
     assert code == 0
     assert len(list((out / "tumor").glob("*.png"))) == 2
     assert len(list((out / "no_tumor").glob("*.png"))) == 2
