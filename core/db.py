@@ -22,10 +22,13 @@ def get_engine(url: str | None = None) -> Engine:
     return _engines[url]
 
 
-def dispose_engines() -> None:
-    """Close every pooled connection (after a fork, or when tests switch databases)."""
+def dispose_engines(close: bool = True) -> None:
+    """Drop every engine and its pooled connections (when tests switch databases, or after a fork).
+
+    In a forked child pass `close=False`: the connections belong to the parent, and closing them
+    from the child would end the parent's sessions on the server too."""
     for engine in _engines.values():
-        engine.dispose()
+        engine.dispose(close=close)
     _engines.clear()
     _session_factory.cache_clear()
 

@@ -8,12 +8,31 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+import kombu.exceptions
+import redis.exceptions
+import sqlalchemy.exc
 from celery import Celery
 
 from core.config import Settings, get_settings
 
 SCREENING_QUEUE = "screening"
 TRAINING_QUEUE = "training"
+
+# Errors that say "try again later", not "this work is bad": a database restart or failover (or
+# SQLite busy past its timeout), a broker that is briefly unreachable. Tasks retry these with backoff.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+# The longest task: a training run. Its limits are set on the task; the broker's visibility timeout
+# must exceed them (see below).
+TRAINING_SOFT_LIMIT_S = 3 * 3600
+TRAINING_HARD_LIMIT_S = TRAINING_SOFT_LIMIT_S + 600
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -40,8 +59,21 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # A chunk past its soft limit records a clean failure; the hard limit kills a wedged child.
         "task_soft_time_limit": settings.task_soft_time_limit_s,
         "task_time_limit": settings.task_time_limit_s,
-        # Recycle a child whose memory grew (a leak in a decoder must not take the worker down).
+        # Recycle a child whose memory grew (a leak in a decoder must not take the worker down);
+        # checked after each task, so the child finishes the chunk it holds first.
         "worker_max_memory_per_child": settings.worker_max_memory_mb * 1024,
+        # A child is also recycled after this many tasks, which bounds slow growth (fragmentation)
+        # that never crosses the memory line; loading the model again costs well under a second.
+        "worker_max_tasks_per_child": 1000,
+        # Publishing from a task (screen_batch sending its chunks) retries briefly; the task's own
+        # autoretry covers a longer outage.
+        "task_publish_retry_policy": {"max_retries": 3, "interval_start": 0.1, "interval_step": 0.5,
+                                      "interval_max": 2},
+        # Seconds, not the default 4: a dead broker must fail an upload's enqueue fast (the sweeper
+        # re-sends), not hold the web request.
+        "broker_connection_timeout": 2,
+        # Events are not used (no Flower); leaving them off saves a broker round trip per task.
+        "worker_send_task_events": False,
         "worker_hijack_root_logger": False,
         "broker_connection_retry_on_startup": True,
         "task_track_started": True,
@@ -49,7 +81,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if settings.redis_url:
         # Redis re-delivers an unacknowledged message only after the visibility timeout: it must be
         # longer than the longest task (a training run), or a long task would run twice.
-        config["broker_transport_options"] = {"visibility_timeout": 4 * 3600}
+        config["broker_transport_options"] = {
+            "visibility_timeout": TRAINING_HARD_LIMIT_S + 1800,
+            # Fail fast while Redis is down instead of blocking a publisher for the default timeout.
+            "socket_connect_timeout": 2,
+            "socket_timeout": 10,
+        }
+        config["redis_socket_connect_timeout"] = 2
+        config["redis_socket_timeout"] = 10
         if settings.redis_url.startswith("rediss://"):
             # Heroku Redis presents a self-signed certificate.
             config["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_NONE}

@@ -1,6 +1,11 @@
-"""Task registry: importing this module registers every task with the Celery app."""
+"""Task registry: importing this module registers every task and worker hook with the Celery app.
+
+The training tasks import TensorFlow only inside the task body, so a screening worker that imports
+this module never loads it.
+"""
 from __future__ import annotations
 
+from worker import lifecycle, screening, training  # noqa: F401  (registration by import)
 from worker.celery_app import celery_app
 
 

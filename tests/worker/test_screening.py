@@ -1,0 +1,67 @@
+"""Screening through real worker processes and real brokers: every file ends as one prediction or
+one clear error, a killed worker loses nothing, two workers share one batch."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from tests.builders import make_dicom, make_head_slice, make_jpeg, make_png
+from tests.conftest import wait_for
+from tests.worker.conftest import batch_state, install_model, wait_for_final
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker", ["filesystem", "redis"])
+def test_good_and_bad_files_end_with_one_prediction_each_or_one_clear_error(
+        make_env, start_worker, handmade_model_dir, broker: str) -> None:
+    env = make_env(broker=broker, TUMORSCREEN_CHUNK_SIZE="2")
+    install_model(env, handmade_model_dir)
+    start_worker(env)
+    from worker.intake import IntakeFile, submit_batch
+
+    head = make_png(make_head_slice(128, seed=1))
+    files = [
+        IntakeFile("a.png", head),
+        IntakeFile("b.jpg", make_jpeg(make_head_slice(128, seed=2))),
+        IntakeFile("c.dcm", make_dicom((make_head_slice(128, seed=3) * 120 + 1000).astype("int16"))),
+        IntakeFile("notes.txt", b"patient list, not an image\n"),
+        IntakeFile("empty.png", b""),
+        IntakeFile("cut.png", head[:20]),
+        IntakeFile("a-again.png", head),
+        IntakeFile("more.zip", _zip({"d.png": make_png(make_head_slice(128, seed=4)),
+                                     "inner.zip": _zip({"e.png": head}),
+                                     "../escape.png": head})),
+    ]
+    result = submit_batch(files, user_id=None, source="cli")
+
+    assert result.enqueued
+    assert result.accepted == 4
+    assert result.duplicates == [("a-again.png", "a.png")]
+    assert dict(result.rejected) == {
+        "notes.txt": "not an image (a text file)",
+        "empty.png": "empty file",
+        "cut.png": "truncated or corrupt PNG (no image header)",
+        "more.zip/inner.zip": "a ZIP archive inside the ZIP: nested archives are not accepted",
+        "more.zip/../escape.png": "unsafe path in ZIP (absolute or leading outside the archive)",
+    }
+    state = wait_for_final(env, result.batch_id)
+    assert state["status"] == "done_with_errors"
+    by_file = {scan["file"]: scan for scan in state["scans"]}
+    assert len(by_file) == 10
+    for name in ("a.png", "b.jpg", "c.dcm", "more.zip/d.png"):
+        assert (by_file[name]["status"], by_file[name]["predictions"], by_file[name]["error"]) == ("predicted", 1, None)
+    for name, reason in dict(result.rejected).items():
+        assert (by_file[name]["status"], by_file[name]["predictions"], by_file[name]["error"]) == ("rejected", 0, reason)
+    assert by_file["a-again.png"]["status"] == "duplicate"
+    assert by_file["a-again.png"]["duplicate_of_id"] == by_file["a.png"]["id"]
+    assert (state["accepted"], state["predicted"], state["rejected"], state["duplicates"], state["failed"]) == (4, 4, 5, 1, 0)
