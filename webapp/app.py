@@ -13,6 +13,7 @@ from flask import Flask, Response, g, request
 from core.config import Settings, get_settings
 from webapp.auth import init_auth
 from webapp.layout import app_shell
+from webapp.media import init_media
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("tumorscreen.web")
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> dash.Dash:
     server = Flask(__name__, template_folder=str(HERE / "templates"))
     _configure_server(server, settings)
     init_auth(server)
+    init_media(server)
     app = dash.Dash(
         __name__,
         server=server,
