@@ -1,0 +1,173 @@
+"""Admin pages in-process: every admin callback refused to other roles; datasets, training runs,
+model versions and the audit log through their server-side callbacks."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from core.db import session_scope
+from core.models import AuditEntry, Dataset, ModelVersion, TrainingRun
+from tests.factories import make_model_version
+from tests.webapp.admin_factories import make_prepared_dataset, make_run
+from tests.webapp.conftest import parse_outputs
+from tests.webapp.dash_calls import call, find_by_id, outputs, text_of
+from webapp.queries.training import estimate_remaining
+from webapp.security import SECURE_MARK
+
+ADMIN_PAGES = ("pages.admin_datasets", "pages.admin_training", "pages.admin_models",
+               "pages.audit", "pages.users")
+
+
+def admin_callbacks(dash_app) -> list[str]:
+    dash_app.server.test_client().get("/healthz")
+    found = []
+    for key, spec in dash_app.callback_map.items():
+        func = spec.get("callback")
+        while func is not None and not hasattr(func, SECURE_MARK):
+            func = getattr(func, "__wrapped__", None)
+        if func is not None and getattr(func, SECURE_MARK) == ("admin",):
+            found.append(key)
+    return found
+
+
+@pytest.mark.parametrize("role", ["screener", "manager"])
+def test_every_admin_callback_answers_401_to_screeners_and_managers(dash_app, client_for, role) -> None:
+    keys = admin_callbacks(dash_app)
+    modules = {dash_app.callback_map[k]["callback"].__module__ for k in keys}
+    assert set(ADMIN_PAGES) <= modules, modules
+    client = client_for(role)
+    for key in keys:
+        spec = dash_app.callback_map[key]
+        body = {"output": key, "outputs": parse_outputs(key),
+                "inputs": [{"id": i["id"], "property": i["property"], "value": 1} for i in spec["inputs"]],
+                "state": [{"id": s["id"], "property": s["property"], "value": None} for s in spec["state"]],
+                "changedPropIds": [f"{spec['inputs'][0]['id']}.{spec['inputs'][0]['property']}"]}
+        assert client.post("/_dash-update-component", json=body).status_code == 401, key
+    with session_scope() as db:  # nothing any of them would have written
+        assert db.scalar(select(Dataset)) is None and db.scalar(select(TrainingRun)) is None
+
+
+def test_admin_registers_a_synthetic_dataset_and_it_is_audited(dash_app, client_for) -> None:
+    out = outputs(call(client_for("admin"), dash_app, "ds-message.children",
+                       {"ds-name.value": "phantoms", "ds-kind.value": "synthetic", "ds-count.value": 60,
+                        "ds-size.value": 64, "ds-seed.value": 3}))
+    assert out["ds-message"]["children"] == "Dataset 1 (phantoms) registered; preparing it now."
+    assert out["ds-grid"]["rowData"][0]["name"] == "phantoms"
+    with session_scope() as db:
+        dataset = db.scalar(select(Dataset))
+        assert (dataset.source_kind, dataset.source, dataset.report["options"]) == ("synthetic", "60",
+                                                                                    {"size": 64, "seed": 3})
+        entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "dataset.register"))
+        assert entry.username == "admin"
+
+
+def test_a_bad_dataset_request_shows_the_reason(dash_app, client_for) -> None:
+    out = outputs(call(client_for("admin"), dash_app, "ds-message.children",
+                       {"ds-name.value": "tiny", "ds-kind.value": "synthetic", "ds-count.value": 5}))
+    assert out["ds-message"]["children"] == "Not registered: a synthetic dataset has 20 to 20,000 slices, got 5."
+    out = outputs(call(client_for("admin"), dash_app, "ds-message.children",
+                       {"ds-name.value": "upload", "ds-kind.value": "zip", "ds-zip.contents": None}))
+    assert out["ds-message"]["children"] == "Not registered: choose a ZIP file to upload."
+
+
+def test_admin_starts_a_run_with_the_chosen_settings(dash_app, client_for) -> None:
+    with session_scope() as db:
+        dataset_id = make_prepared_dataset(db, n=10, with_images=False).id
+    values = {"train-dataset.value": dataset_id, "train-epochs.value": 3, "train-image-size.value": 64,
+              "train-lr.value": 0.001, "train-batch.value": 16, "train-balance.value": False,
+              "train-augment.value": True}
+    out = outputs(call(client_for("admin"), dash_app, "train-message.children", values))
+    assert out["train-message"]["children"] == "Run 1 queued."
+    with session_scope() as db:
+        run = db.get(TrainingRun, 1)
+        assert {k: run.settings[k] for k in ("epochs", "image_size", "learning_rate", "batch_size", "balance",
+                                              "augment")} == {"epochs": 3, "image_size": 64, "learning_rate": 0.001,
+                                                              "batch_size": 16, "balance": False, "augment": True}
+        assert db.scalar(select(AuditEntry.action).where(AuditEntry.target == "run 1")) == "training.start"
+    out = outputs(call(client_for("admin"), dash_app, "train-message.children",
+                       {**values, "train-epochs.value": None}))
+    assert out["train-message"]["children"] == "Not started: enter a valid epochs."
+    # A queued run is cancelled at once.
+    out = outputs(call(client_for("admin"), dash_app, "train-message.children@", {"train-run.value": 1},
+                       triggered="train-cancel.n_clicks"))
+    assert "Run 1 cancelled before it started." in str(out)
+
+
+def test_live_progress_shows_epochs_elapsed_and_time_left(dash_app, client_for) -> None:
+    with session_scope() as db:
+        run_id = make_run(db, make_prepared_dataset(db, n=10, with_images=False), epochs_done=2, total=5).id
+    out = outputs(call(client_for("admin"), dash_app, "train-status.children", {"train-run.value": run_id}))
+    status = out["train-status"]["children"]
+    assert text_of(find_by_id(status, "train-epochs-done")) == "epoch 2 of 5"
+    # 2 of 5 epochs in the elapsed time: the other 3 take about 1.5 times as long again
+    elapsed = int(re.fullmatch(r" · elapsed (\d+) s", text_of(find_by_id(status, "train-elapsed"))).group(1))
+    left = int(re.fullmatch(r" · about (\d+) s left", text_of(find_by_id(status, "train-eta"))).group(1))
+    assert elapsed >= 20 and abs(left - 1.5 * elapsed) <= 1.5
+    assert out["train-loss-chart"]["figure"]["data"][0]["x"] == [1, 2]
+    assert out["train-interval"]["disabled"] is False
+
+
+def test_time_left_assumes_the_mean_epoch_time_so_far() -> None:
+    assert estimate_remaining(elapsed_s=20, epochs_done=2, total_epochs=5) == 30
+    assert estimate_remaining(elapsed_s=20, epochs_done=0, total_epochs=5) is None
+    assert estimate_remaining(elapsed_s=50, epochs_done=5, total_epochs=5) == 0
+
+
+def test_refused_promotion_shows_the_reason_and_the_override_is_audited(dash_app, client_for) -> None:
+    with session_scope() as db:
+        make_model_version(db, "v1", status="active")
+        make_model_version(db, "v2", status="candidate", recall=0.90)
+    client = client_for("admin")
+    out = outputs(call(client, dash_app, "models-grid.rowData", {"models-grid.selectedRows": [{"version": "v2"}]},
+                       triggered="models-promote.n_clicks"))
+    assert out["models-message"]["children"] == (
+        "Promotion refused: v2 has recall 0.900 on its test split, below the target 0.990 "
+        "(TUMORSCREEN_RECALL_TARGET); promote with force to override.")
+    assert out["models-force"]["style"] == {"display": "inline-block"}
+    out = outputs(call(client, dash_app, "models-grid.rowData", {"models-grid.selectedRows": [{"version": "v2"}]},
+                       triggered="models-force.n_clicks"))
+    assert out["models-message"]["children"] == "v2 is now the active model (gate overridden; recorded in the audit log)."
+    with session_scope() as db:
+        assert db.scalar(select(ModelVersion.version).where(ModelVersion.status == "active")) == "v2"
+        entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "model.promote"))
+        assert (entry.username, entry.target, entry.details["forced"]) == ("admin", "v2", True)
+    out = outputs(call(client, dash_app, "models-grid.rowData", {}, triggered="models-rollback.n_clicks"))
+    assert out["models-message"]["children"] == "Rolled back: v1 is the active model again."
+
+
+def test_audit_log_filters_by_category(dash_app, client_for) -> None:
+    client_for("manager")  # a login
+    with session_scope() as db:
+        make_model_version(db, "v1", status="active")
+    out = outputs(call(client_for("admin"), dash_app, "audit-grid.rowData",
+                       {"audit-category.value": "logins", "audit-range.start_date": "2020-01-01",
+                        "audit-range.end_date": datetime.now(timezone.utc).date().isoformat()}))
+    rows = out["audit-grid"]["rowData"]
+    assert {r["action"] for r in rows} == {"login"} and {r["user"] for r in rows} == {"manager", "admin"}
+    out = outputs(call(client_for("admin"), dash_app, "audit-grid.rowData",
+                       {"audit-category.value": "model promotions and rollbacks",
+                        "audit-range.start_date": "2020-01-01", "audit-range.end_date": "2020-01-02"}))
+    assert out["audit-grid"]["rowData"] == []
+
+
+def test_data_explorer_shows_report_and_class_images(dash_app, client_for) -> None:
+    with session_scope() as db:
+        dataset_id = make_prepared_dataset(db, n=30).id
+    client = client_for("manager")
+    report = outputs(call(client, dash_app, "data-report.children", {"data-dataset.value": dataset_id}))
+    children = report["data-report"]["children"]
+    balance = find_by_id(children, "data-balance-chart")["props"]["figure"]["data"]
+    # 30 items, every third a tumor: 20 / 10 overall; train split (3 of every 5) balanced to equal counts
+    assert balance[0]["y"][0] == 20 and balance[1]["y"][0] == 10
+    assert balance[0]["y"][2] == balance[1]["y"][2]
+    assert "Groups crossing splits: 0" in text_of(find_by_id(children, "data-duplicates"))
+    images = outputs(call(client, dash_app, "data-images.children", {"data-dataset.value": dataset_id}))
+    parts = images["data-images"]["children"]
+    assert find_by_id(parts, "data-diff-chart") is not None
+    mean_panels = find_by_id(parts, "data-mean-chart")["props"]["figure"]["data"]
+    assert len(mean_panels) == 2 and mean_panels[0]["z"]["shape"] == "96, 96"  # plotly sends arrays as binary
+    samples = find_by_id(parts, "data-samples-tumor")["props"]["figure"]["layout"]["title"]["text"]
+    assert samples == "Samples: tumor (10)"

@@ -1,0 +1,192 @@
+"""Admin: start a training run with chosen settings, watch it live, cancel it."""
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html, no_update
+from flask_login import current_user
+
+from core.db import session_scope
+from webapp.figures.training import epoch_curves
+from webapp.queries.training import FINAL_STATUSES, dataset_options, run_options, run_progress
+from webapp.security import guard_layout, secure_callback
+from worker.training_runs import TrainingRequestError, request_cancel, start_training_run
+
+ROLES = ("admin",)
+dash.register_page(__name__, path="/admin/training", name="Training", title="Training · TumorScreen",
+                   roles=ROLES, order=65)
+
+STATUS_COLORS = {"queued": "secondary", "running": "primary", "succeeded": "success", "failed": "danger",
+                 "cancelled": "warning"}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def field(label: str, control: Any, md: int = 2) -> dbc.Col:
+    return dbc.Col([dbc.Label(label, html_for=getattr(control, "id", None)), control], md=md)
+
+
+@guard_layout(ROLES)
+def layout(**_: Any) -> dbc.Container:
+    with session_scope() as db:
+        datasets, runs = dataset_options(db), run_options(db)
+    settings = dbc.Card(dbc.CardBody([
+        html.H5("New training run"),
+        dbc.Row([
+            field("Dataset", dcc.Dropdown(id="train-dataset", options=datasets,
+                                          value=datasets[0]["value"] if datasets else None,
+                                          placeholder="a prepared dataset"), md=4),
+            field("Epochs", dbc.Input(id="train-epochs", type="number", min=1, max=200, step=1, value=15)),
+            field("Image size (px)", dbc.Input(id="train-image-size", type="number", min=32, max=512, step=16,
+                                               value=128)),
+            field("Learning rate", dbc.Input(id="train-lr", type="number", min=0, step="any", value=0.002)),
+            field("Batch size", dbc.Input(id="train-batch", type="number", min=1, max=512, step=1, value=32)),
+        ], className="g-2"),
+        dbc.Row([
+            dbc.Col(dbc.Switch(id="train-balance", label="Balance classes (oversample the minority)", value=True),
+                    md="auto"),
+            dbc.Col(dbc.Switch(id="train-augment", label="Augment (rotation, flips, shifts, contrast)",
+                               value=True), md="auto"),
+            dbc.Col(dbc.Button("Start training", id="train-start", color="primary"), md="auto"),
+        ], className="g-3 mt-2 align-items-center"),
+        dbc.Alert(id="train-message", is_open=False, className="mt-3 mb-0"),
+    ]), className="mb-3")
+    live = dbc.Card(dbc.CardBody([
+        dbc.Row([
+            dbc.Col(dcc.Dropdown(id="train-run", options=runs, value=runs[0]["value"] if runs else None,
+                                 placeholder="a training run", clearable=False), md=4),
+            dbc.Col(dbc.Button("Cancel this run", id="train-cancel", color="danger", outline=True), md="auto"),
+        ], className="g-2 mb-2 align-items-center"),
+        html.Div(id="train-status"),
+        dbc.Row([dbc.Col(dcc.Graph(id="train-loss-chart", config={"displaylogo": False}), lg=6),
+                 dbc.Col(dcc.Graph(id="train-metric-chart", config={"displaylogo": False}), lg=6)]),
+        dcc.Interval(id="train-interval", interval=1000),
+    ]))
+    return dbc.Container([html.H2("Training"), settings, html.H4("Runs"), live], className="ts-page", fluid=True)
+
+
+@secure_callback(
+    ROLES,
+    Output("train-message", "children"),
+    Output("train-message", "color"),
+    Output("train-message", "is_open"),
+    Output("train-run", "options"),
+    Output("train-run", "value"),
+    Output("train-interval", "disabled", allow_duplicate=True),
+    Input("train-start", "n_clicks"),
+    State("train-dataset", "value"),
+    State("train-epochs", "value"),
+    State("train-image-size", "value"),
+    State("train-lr", "value"),
+    State("train-batch", "value"),
+    State("train-balance", "value"),
+    State("train-augment", "value"),
+    prevent_initial_call=True,
+)
+def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, image_size: int | None,
+              learning_rate: float | None, batch_size: int | None, balance: bool | None,
+              augment: bool | None) -> tuple:
+    def refuse(message: str) -> tuple:
+        return f"Not started: {message}.", "danger", True, no_update, no_update, no_update
+
+    if dataset_id is None:
+        return refuse("choose a prepared dataset")
+    values = {"epochs": epochs, "image_size": image_size, "learning_rate": learning_rate, "batch_size": batch_size}
+    missing = [name.replace("_", " ") for name, value in values.items() if value is None]
+    if missing:
+        return refuse(f"enter a valid {', '.join(missing)}")
+    if image_size is not None and image_size < 32:
+        return refuse("the image size must be at least 32 px")
+    if learning_rate is not None and learning_rate <= 0:
+        return refuse("the learning rate must be above 0")
+    settings = {"epochs": int(epochs), "image_size": int(image_size),  # type: ignore[arg-type]
+                "learning_rate": float(learning_rate), "batch_size": int(batch_size),  # type: ignore[arg-type]
+                "balance": bool(balance), "augment": bool(augment)}
+    try:
+        with session_scope() as db:
+            # The training-run module writes the audit entry (who, which dataset, which settings).
+            run = start_training_run(db, int(dataset_id), settings, current_user.id)
+            options = run_options(db)
+    except TrainingRequestError as exc:
+        return refuse(str(exc))
+    return f"Run {run.id} queued.", "success", True, options, run.id, False
+
+
+@secure_callback(
+    ROLES,
+    Output("train-message", "children", allow_duplicate=True),
+    Output("train-message", "color", allow_duplicate=True),
+    Output("train-message", "is_open", allow_duplicate=True),
+    Input("train-cancel", "n_clicks"),
+    State("train-run", "value"),
+    prevent_initial_call=True,
+)
+def cancel_run(_clicks: int | None, run_id: int | None) -> tuple:
+    if run_id is None:
+        return "Not cancelled: choose a run first.", "danger", True
+    try:
+        with session_scope() as db:
+            run = request_cancel(db, int(run_id), current_user.id)
+            status = run.status
+    except TrainingRequestError as exc:
+        return f"Not cancelled: {exc}.", "danger", True
+    if status == "cancelled":
+        return f"Run {run_id} cancelled before it started.", "warning", True
+    return f"Run {run_id} will stop at its next checkpoint.", "warning", True
+
+
+@secure_callback(
+    ROLES,
+    Output("train-status", "children"),
+    Output("train-loss-chart", "figure"),
+    Output("train-metric-chart", "figure"),
+    Output("train-interval", "disabled"),
+    Input("train-interval", "n_intervals"),
+    Input("train-run", "value"),
+)
+def show_progress(_n: int | None, run_id: int | None) -> tuple:
+    if run_id is None:
+        return html.P("No training run yet.", className="text-muted"), no_update, no_update, True
+    with session_scope() as db:
+        progress = run_progress(db, int(run_id))
+    if progress is None:
+        return html.P(f"No run {run_id}."), no_update, no_update, True
+    done = len(progress.epochs)
+    facts = [
+        html.Span(progress.status, className=f"badge bg-{STATUS_COLORS.get(progress.status, 'secondary')} me-2",
+                  id="train-run-status"),
+        html.Span(f"dataset {progress.dataset} · "),
+        html.Span(f"epoch {done} of {progress.total_epochs}", id="train-epochs-done"),
+        html.Span(f" · elapsed {duration(progress.elapsed_s)}", id="train-elapsed"),
+    ]
+    if progress.status == "running":
+        facts.append(html.Span(f" · about {duration(progress.remaining_s)} left" if progress.remaining_s is not None
+                               else " · estimating time left after the first epoch", id="train-eta"))
+    if progress.cancel_requested and progress.status not in FINAL_STATUSES:
+        facts.append(html.Span(" · cancelling", className="text-warning"))
+    lines = [html.Div(facts)]
+    if progress.error:
+        lines.append(html.Div(progress.error, className="text-danger", id="train-error"))
+    if progress.candidate:
+        lines.append(html.Div([f"Candidate registered: ",
+                               dcc.Link(progress.candidate, href="/admin/models", id="train-candidate"),
+                               f" ({progress.candidate_status})"]))
+    settings = ", ".join(f"{k} {v}" for k, v in progress.settings.items()
+                         if k in ("epochs", "image_size", "learning_rate", "batch_size", "balance", "augment"))
+    lines.append(html.Div(settings, className="text-muted small"))
+    # Stop polling once the run is over and, when it succeeded, its candidate is registered.
+    finished = progress.status in FINAL_STATUSES and (progress.status != "succeeded" or progress.candidate)
+    return (
+        html.Div(lines),
+        epoch_curves(progress.epochs, ("loss", "val_loss"), "Loss per epoch", progress.total_epochs),
+        epoch_curves(progress.epochs, ("accuracy", "val_accuracy", "recall", "val_recall", "auc", "val_auc"),
+                     "Accuracy, recall, AUC per epoch", progress.total_epochs),
+        bool(finished),
+    )
