@@ -171,7 +171,9 @@ def _results(tasks: list[_Task], processes: int) -> Iterator[dict[str, Any]]:
     if processes <= 1 or len(tasks) < _MIN_TASKS_FOR_POOL:
         yield from map(_process, tasks)
         return
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    # forkserver, not fork: forking a process whose OpenCV or TensorFlow threads are running can
+    # deadlock the child.
+    with multiprocessing.get_context("forkserver").Pool(processes) as pool:
         yield from pool.imap(_process, tasks, chunksize=16)
 
 

@@ -101,3 +101,12 @@ def test_grouping_5500_thumbnails_takes_seconds_not_minutes():
     elapsed = time.perf_counter() - started
     assert len(set(groups.tolist())) == 2750
     assert elapsed < 20, f"grouping took {elapsed:.1f} s"
+
+
+def test_a_reencoded_copy_under_the_other_label_is_a_conflict_but_a_different_slice_is_not():
+    base = make_head_slice(192, seed=30, lesion=True)
+    files = [make_png(base), make_jpeg(base, quality=75), make_png(make_head_slice(192, seed=31))]
+    thumbs = np.stack([thumb_of(d) for d in files])
+    result = deduplicate(["a", "b", "c"], ["p", "q", "r"], thumbs, ["tumor", "no_tumor", "no_tumor"])
+    assert [(a, b) for a, b, _ in result.cross_label_copies] == [(0, 1)]
+    assert result.keep.tolist() == [False, False, True]

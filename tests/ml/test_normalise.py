@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ml.normalise import head_box, normalise, pad_to_square, prepare_image, trim_uniform_margins
+from ml.normalise import head_box, normalise, prepare_image, square_resample, trim_uniform_margins
 from tests.builders import make_head_slice, make_jpeg, make_png
 
 HEAD = make_head_slice(256, seed=3, lesion=True)
@@ -76,7 +76,7 @@ def test_head_box_finds_the_head_and_ignores_a_white_frame_and_text():
     (t0, b0, l0, r0), _ = head_box(HEAD)
     assert abs(top - (t0 + 34)) <= 3 and abs(bottom - (b0 + 34)) <= 3
     assert abs(left - (l0 + 54)) <= 3 and abs(right - (r0 + 54)) <= 3
-    assert mask.shape == framed.shape and mask[top:bottom, left:right].mean() > 0.5
+    assert mask.shape == framed.shape and mask[int(top):int(bottom), int(left):int(right)].mean() > 0.5
 
 
 def test_trim_uniform_margins_removes_frames_of_any_brightness():
@@ -91,10 +91,23 @@ def test_blank_image_gives_zeros_rather_than_an_error():
     assert not normalise(np.full((100, 80), 0.3, np.float32), 32).any()
 
 
-def test_pad_to_square_centres_the_image():
-    square = pad_to_square(np.ones((10, 20), np.float32))
-    assert square.shape == (20, 20)
-    assert square[5:15].all() and not square[:5].any() and not square[15:].any()
+def test_square_resample_centres_the_box_and_keeps_its_aspect():
+    image = np.zeros((100, 100), np.float32)
+    image[30:50, 10:90] = 1.0  # an 80×20 bar
+    square = square_resample(image, (30.0, 50.0, 10.0, 90.0), 40)
+    assert square.shape == (40, 40)
+    rows = np.flatnonzero(square.max(axis=1) > 0.5)
+    assert (rows[0], rows[-1]) == (15, 24) and square[:, 0].max() > 0.5  # 10 rows tall, full width
+
+
+def test_square_resample_places_a_box_with_subpixel_precision():
+    image = np.zeros((64, 64), np.float32)
+    image[20:44, 20:44] = 1.0
+    shifted = cv2.warpAffine(image, np.float32([[1, 0, 0.5], [0, 1, 0.5]]), (64, 64))  # half a pixel
+    a = square_resample(image, (20.0, 44.0, 20.0, 44.0), 32, margin=0.1)
+    followed = square_resample(shifted, (20.5, 44.5, 20.5, 44.5), 32, margin=0.1)
+    rounded = square_resample(shifted, (20.0, 44.0, 20.0, 44.0), 32, margin=0.1)
+    assert np.abs(a - followed).mean() < 0.5 * np.abs(a - rounded).mean()
 
 
 def test_normalise_refuses_a_colour_array():
