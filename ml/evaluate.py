@@ -13,8 +13,7 @@ from ml.decode import decode_file
 from ml.errors import RejectedFile
 from ml.metrics import binary_metrics
 # normalise keeps its head margin private; masks must follow exactly the same geometry.
-from ml.normalise import _MARGIN as HEAD_MARGIN
-from ml.normalise import head_box, pad_to_square, prepare_image
+from ml.normalise import normalise_like, prepare_image
 from ml.predictor import Predictor
 
 
@@ -76,10 +75,7 @@ class Scans:
 def normalised_mask(mask: np.ndarray, pixels: np.ndarray, size: int) -> np.ndarray:
     """`mask` (H×W, on the source image `pixels`) carried through normalise's geometry: the same head
     crop, square padding and resize, so that it lies on the normalised scan the heatmap is drawn on."""
-    (top, bottom, left, right), _ = head_box(np.nan_to_num(np.asarray(pixels, np.float32)))
-    crop = (np.asarray(mask) > 0)[top:bottom, left:right].astype(np.float32)
-    square = pad_to_square(crop, margin=HEAD_MARGIN)
-    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA) >= 0.5
+    return normalise_like((np.asarray(mask) > 0).astype(np.float32), pixels, size) >= 0.5
 
 
 def _read_mask(masks_dir: Path, stem: str) -> np.ndarray:

@@ -34,6 +34,21 @@ def normalise(pixels: np.ndarray, size: int = 224) -> np.ndarray:
     return np.clip(square_resample(inside, box, size, margin=_MARGIN), 0.0, 1.0).astype(np.float32)
 
 
+def normalise_like(array: np.ndarray, pixels: np.ndarray, size: int = 224) -> np.ndarray:
+    """Carry `array` (on the same grid as `pixels`: a tumor mask, an overlay) through exactly the
+    geometry that normalise(pixels, size) applies (head box, square, resampling), without the
+    intensity scaling. Returns float32 size×size; threshold it again for a mask."""
+    image = np.nan_to_num(np.asarray(pixels, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    values = np.asarray(array, dtype=np.float32)
+    if values.shape != image.shape:
+        raise ValueError(f"array shape {values.shape} differs from the image's {image.shape}")
+    box, _ = head_box(image)
+    top, bottom, left, right = _whole_pixels(box, image.shape)
+    inside = np.zeros_like(values)
+    inside[top:bottom, left:right] = values[top:bottom, left:right]
+    return square_resample(inside, box, size, margin=_MARGIN)
+
+
 def prepare_image(data: bytes, name: str, size: int = 224,
                   window: tuple[float, float] | None = None) -> tuple[np.ndarray, DecodedImage]:
     """Decode one file and normalise it: (size×size float32 in [0, 1], the DecodedImage)."""

@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ml.normalise import head_box, normalise, prepare_image, square_resample, trim_uniform_margins
+from ml.normalise import (head_box, normalise, normalise_like, prepare_image, square_resample,
+                          trim_uniform_margins)
 from tests.builders import make_head_slice, make_jpeg, make_png
 
 HEAD = make_head_slice(256, seed=3, lesion=True)
@@ -122,3 +123,15 @@ def test_prepare_image_decodes_and_normalises_any_format_alike():
     assert decoded.format == "png" and (decoded.width, decoded.height) == (256, 256)
     assert from_png.shape == (96, 96)
     assert np.abs(from_png - from_jpeg).mean() < 0.03
+
+
+def test_normalise_like_carries_a_mask_onto_the_normalised_image():
+    canvas = pad(HEAD, 40, 10, 70, 0)
+    lesion = canvas > 0.85  # the lesion (and skull) pixels
+    normalised = normalise(canvas, 96)
+    carried = normalise_like(lesion.astype(np.float32), canvas, 96) >= 0.5
+    assert carried.shape == (96, 96) and carried.any()
+    assert normalised[carried].mean() > normalised[~carried].mean() + 0.3
+    with pytest.raises(ValueError) as caught:
+        normalise_like(np.zeros((3, 3)), canvas, 96)
+    assert str(caught.value) == "array shape (3, 3) differs from the image's (306, 326)"
