@@ -47,7 +47,8 @@ def render_markdown(report: dict[str, Any]) -> str:
               f"- largest group sizes: {', '.join(str(s) for s in near['largest_sizes'])}",
               f"- group sizes (size: groups): "
               f"{', '.join(f'{k}: {v}' for k, v in near['size_histogram'].items())}",
-              f"- groups holding both labels (kept whole in one split): {near['mixed_label_groups']}"]
+              f"- groups holding both labels (kept whole in one split): {near['mixed_label_groups']}",
+              "- the largest groups:"]
     for example in near["examples"]:
         labels = ", ".join(f"{k} {v}" for k, v in example["labels"].items() if v)
         lines.append(f"  - group {example['group']} ({example['size']} images: {labels}): "
