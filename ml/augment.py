@@ -41,7 +41,8 @@ def build_augmenter(seed: int, rotation: float = 0.04, shift: float = 0.06, zoom
     """
     return keras.Sequential(
         [
-            layers.RandomFlip("horizontal_and_vertical", seed=seed),
+            # Left-right only: heads are roughly symmetric that way; an upside-down slice never comes.
+            layers.RandomFlip("horizontal", seed=seed),
             layers.RandomRotation(rotation, fill_mode="constant", seed=seed + 1),
             layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed + 2),
             layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 3),

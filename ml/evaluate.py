@@ -12,7 +12,6 @@ from ml.dataset import load_image, read_metadata
 from ml.decode import decode_file
 from ml.errors import RejectedFile
 from ml.metrics import binary_metrics
-# normalise keeps its head margin private; masks must follow exactly the same geometry.
 from ml.normalise import normalise_like, prepare_image
 from ml.predictor import Predictor
 

@@ -70,6 +70,16 @@ def fingerprint_arrays(*arrays: np.ndarray) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def ema_momentum(total_steps: int) -> float:
+    """Momentum of the weights' moving average: about the last tenth of training, at most 100 steps.
+
+    Augmented batches make validation loss jump from epoch to epoch (batch-norm statistics and the
+    weights chase each batch's intensities); averaging the weights smooths that out. A short run
+    must not average in its random start, hence the tenth.
+    """
+    return float(np.clip(1.0 - 10.0 / total_steps, 0.5, 0.99))
+
+
 def _callbacks(settings: TrainSettings, on_epoch: EpochHook | None, should_stop: StopHook | None, history: list):
     import keras
 
@@ -101,6 +111,9 @@ def _callbacks(settings: TrainSettings, on_epoch: EpochHook | None, should_stop:
             self._poll(f"after epoch {epoch + 1}")
 
     callbacks = [
+        # Validation, early stopping and the weights kept all use the moving average of the weights:
+        # SwapEMAWeights must come before EarlyStopping so that the best weights it keeps are the average.
+        keras.callbacks.SwapEMAWeights(swap_on_epoch=True),
         Report(),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
     ]
@@ -138,8 +151,9 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
         X_train, y_train = X_train[order], y_train[order]
     model = build_model(settings.architecture, settings.image_size, settings.width, settings.depth, settings.dropout)
     steps = settings.epochs * int(np.ceil(len(X_train) / settings.batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps, alpha=0.02)
     model.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps, alpha=0.02)),
+        optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=ema_momentum(steps)),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[
             keras.metrics.BinaryAccuracy(name="accuracy"),
