@@ -23,7 +23,8 @@ from worker.queueing import PREPARE_DATASET, enqueue
 
 DATASET_KINDS = ("zip", "folder", "synthetic", "reviews")
 BLOB_PREFIX = "blob:"
-OPTION_NAMES = ("seed", "size", "tumor_classes", "normal_classes", "val_fraction", "test_fraction")
+OPTION_NAMES = ("seed", "size", "tumor_classes", "normal_classes", "val_fraction", "test_fraction",
+                "group_threshold", "copy_threshold")
 MAX_SYNTHETIC = 20_000
 
 

@@ -89,7 +89,12 @@ def _next_version_name(session: Session) -> str:
 def gate_failure(session: Session, candidate: ModelVersion) -> str | None:
     """Why `candidate` may not be promoted without force, or None when it passes the gate."""
     target = get_settings().recall_target
-    recall = _recall(candidate.metrics)
+    shared = candidate.comparison or {}
+    # The candidate's recall on the shared split when there is one (the same split as its test
+    # split when it was trained here), else on its own test split.
+    recall = _recall((shared.get("candidate") or {}).get("metrics"))
+    if recall is None:
+        recall = _recall(candidate.metrics)
     if recall is None:
         return f"{candidate.version} has no recall measured on a test split"
     if recall < target:
@@ -98,7 +103,7 @@ def gate_failure(session: Session, candidate: ModelVersion) -> str | None:
     active = active_version(session)
     if active is None:
         return None
-    compared = (candidate.comparison or {}).get("active") or {}
+    compared = shared.get("active") or {}
     if compared.get("version") != active.version:
         return (f"{candidate.version} was not compared with the active {active.version} on a shared test "
                 f"split (it was compared with {compared.get('version') or 'no model'})")

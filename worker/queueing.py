@@ -26,7 +26,10 @@ PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step"
 def enqueue(name: str, *args: object) -> bool:
     """Send task `name` with `args`; True when the broker accepted it, False when it is unreachable."""
     try:
-        celery_app.send_task(name, args=list(args), retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+        # ignore_result: results live in the database; and with a Redis result backend, asking for a
+        # result would first subscribe to it, retrying for 20 s while Redis is down.
+        celery_app.send_task(name, args=list(args), retry=True, retry_policy=PUBLISH_RETRY_POLICY,
+                             ignore_result=True)
     except Exception as error:  # kombu, redis and socket errors all mean "not sent"
         log.warning("could not enqueue %s%r: %s: %s", name, args, type(error).__name__, error)
         return False

@@ -97,7 +97,7 @@ def screen_batch(batch_id: int) -> None:
     for start in range(0, len(pending), size):
         # Raises on a broker error, so that the task is retried; chunks sent twice are harmless.
         celery_app.send_task(SCREEN_CHUNK, args=[batch_id, pending[start:start + size]], retry=True,
-                             retry_policy=PUBLISH_RETRY_POLICY)
+                             retry_policy=PUBLISH_RETRY_POLICY, ignore_result=True)
 
 
 @celery_app.task(name=SCREEN_CHUNK, **_RETRYING)
