@@ -1,6 +1,7 @@
 """Evaluation of a model directory: every screening metric, latency, and heatmap scores against masks."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +115,16 @@ def load_raw(data_dir: str | Path, size: int, tumor_classes=None, normal_classes
                  masks if masks_dir is not None else None, rejected)
 
 
+def _source_root(prepared_dir: Path) -> Path:
+    """The folder `source_path` is relative to: the source that prepare read (report.json settings.src)."""
+    report = prepared_dir / "report.json"
+    if report.is_file():
+        src = json.loads(report.read_text()).get("settings", {}).get("src")
+        if src:
+            return Path(src)
+    return prepared_dir
+
+
 def load_prepared(data_dir: str | Path, size: int, masks_dir: str | Path | None = None, split: str = "test") -> Scans:
     """The test split of a prepared dataset. Masks need the source files (metadata `source_path`):
     the mask is carried through the geometry that normalisation applied to its source image."""
@@ -123,13 +134,14 @@ def load_prepared(data_dir: str | Path, size: int, masks_dir: str | Path | None 
     images = [load_image(data_dir / p, size) for p in rows["path"]]
     masks = None
     if masks_dir is not None:
+        source_root = _source_root(data_dir)
         masks = []
         for source, label in zip(rows["source_path"], rows["label"]):
             if label != "tumor":
                 masks.append(None)
                 continue
             source = Path(source)
-            decoded = decode_file(source if source.is_absolute() else data_dir / source)
+            decoded = decode_file(source if source.is_absolute() else source_root / source)
             masks.append(normalised_mask(_read_mask(Path(masks_dir), source.stem), decoded.pixels, size))
     return Scans(np.stack(images) if images else _empty(size), rows["label"].map(LABELS).to_numpy(np.int8),
                  list(rows["path"]), masks)

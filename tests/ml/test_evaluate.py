@@ -127,3 +127,27 @@ def test_evaluate_command_reports_an_unknown_class_folder(handmade_model_dir, tm
     assert evaluate_main(["--model", str(handmade_model_dir), "--data", str(tmp_path / "raw"), "--json", str(out)]) == 2
     assert capsys.readouterr().err.startswith("error: unrecognised class folder 'cats'")
     assert not out.exists()
+
+
+def test_masks_of_a_prepared_dataset_are_found_through_its_source(handmade_model_dir, tmp_path):
+    # prepare records source paths relative to the source folder it read (report.json settings.src).
+    raw, data = tmp_path / "raw", tmp_path / "prepared"
+    (raw / "tumor").mkdir(parents=True)
+    (raw / "masks").mkdir()
+    scan = make_head_slice(96, seed=5)
+    lesion = np.zeros((96, 96), bool)
+    lesion[40:52, 50:62] = True
+    scan[lesion] = 1.0
+    (raw / "tumor" / "a.png").write_bytes(make_png(scan))
+    cv2.imwrite(str(raw / "masks" / "a.png"), lesion.astype(np.uint8) * 255)
+    (data / "images/test/tumor").mkdir(parents=True)
+    cv2.imwrite(str(data / "images/test/tumor/a.png"), np.round(normalise(scan, 32) * 255).astype(np.uint8))
+    (data / "metadata.csv").write_text("source_path,path,label,source_class,group,split,sha256,width,height,format\n"
+                                       f"tumor/a.png,images/test/tumor/a.png,tumor,tumor,0,test,{0:064x},96,96,png\n")
+    (data / "report.json").write_text(json.dumps({"settings": {"src": str(raw)}}))
+    out = tmp_path / "metrics.json"
+    assert evaluate_main(["--model", str(handmade_model_dir), "--data", str(data), "--json", str(out),
+                          "--masks", str(raw / "masks")]) == 0
+    metrics = json.loads(out.read_text())
+    # The hand-made heatmap is the scan itself, brightest on the lesion.
+    assert metrics["n_masks"] == 1 and metrics["pointing_game"] == 1.0
