@@ -54,14 +54,17 @@ def prepare_dataset(src: str | Path, out: str | Path, *, size: int = 224, seed: 
                     val_fraction: float = 0.15, test_fraction: float = 0.15,
                     tumor_classes: Iterable[str] | None = None, normal_classes: Iterable[str] | None = None,
                     window: tuple[float, float] | None = None, processes: int = 2,
-                    group_threshold: float = GROUP_THRESHOLD, copy_threshold: float = COPY_THRESHOLD,
+                    group_threshold: float | None = None, copy_threshold: float | None = None,
                     on_progress: ProgressCallback | None = None, show_progress: bool = False
                     ) -> dict[str, Any]:
     """Prepare `src` into `out` and return the report (also written to out/report.json and report.md).
 
     `on_progress(done, total)` is called after each file is decoded. Raises ValueError (including
     ml.classes.UnknownClassFolder) for a source that cannot be prepared; bad files are rejected and
-    reported, never fatal."""
+    reported, never fatal.
+
+    `group_threshold`/`copy_threshold` default to the near-duplicate thresholds of ml.duplicates, or to
+    exact-copies-only when the source declares independent slices (see `grouping_for_source`)."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
     src, out = Path(src).resolve(), Path(out).resolve()
@@ -69,6 +72,8 @@ def prepare_dataset(src: str | Path, out: str | Path, *, size: int = 224, seed: 
     if size < 16:
         raise ValueError(f"size must be at least 16, got {size}")
     mapping = resolve_classes(src, tumor_classes, normal_classes)
+    grouping = grouping_for_source(src, group_threshold, copy_threshold)
+    group_threshold, copy_threshold = grouping["group_threshold"], grouping["copy_threshold"]
     files = _list_files(src, mapping.folders)
     _clear_output(src, out)
     staging = out / "images" / ".staging"
@@ -115,10 +120,39 @@ def prepare_dataset(src: str | Path, out: str | Path, *, size: int = 224, seed: 
                                "val_fraction": val_fraction, "test_fraction": test_fraction,
                                "window": list(window or BRAIN_WINDOW), "processes": processes,
                                "thumbnail_side": THUMBNAIL_SIDE, "group_threshold": group_threshold,
-                               "copy_threshold": copy_threshold})
+                               "copy_threshold": copy_threshold, "grouping": grouping["reason"]})
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(render_markdown(report))
     return report
+
+
+# Independent slices group only when they are the same picture (re-encoded or resized copies).
+EXACT_COPY_THRESHOLD = 0.999
+
+
+def grouping_for_source(src: Path, group_threshold: float | None,
+                        copy_threshold: float | None) -> dict[str, Any]:
+    """The similarity thresholds for this source, and why: explicit values win, then the source's
+    own declaration (`dataset.json` with `independent_slices`, written by the synthetic generator),
+    then the defaults measured on real slices (ml.duplicates)."""
+    declared = False
+    declaration = src / "dataset.json"
+    if declaration.is_file():
+        try:
+            declared = bool(json.loads(declaration.read_text()).get("independent_slices"))
+        except (ValueError, AttributeError):
+            raise ValueError(f"{declaration}: not a valid dataset declaration (JSON object expected)") from None
+    default = EXACT_COPY_THRESHOLD if declared else None
+    chosen_group = group_threshold if group_threshold is not None else (default or GROUP_THRESHOLD)
+    # A copy is the closest kind of near-duplicate: its threshold is never below the grouping one.
+    chosen_copy = max(chosen_group, copy_threshold if copy_threshold is not None else (default or COPY_THRESHOLD))
+    if group_threshold is not None or copy_threshold is not None:
+        reason = "thresholds given by the caller"
+    elif declared:
+        reason = "source declares independent slices (dataset.json): exact copies only"
+    else:
+        reason = "near-duplicate thresholds measured on real slices (ml.duplicates)"
+    return {"group_threshold": chosen_group, "copy_threshold": chosen_copy, "reason": reason}
 
 
 def _list_files(src: Path, folders: dict[str, str]) -> list[tuple[str, str, str]]:

@@ -9,6 +9,7 @@ differs: it depends on every ray's attenuation).
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
@@ -175,7 +176,22 @@ def generate_dataset(
         writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+    write_source_declaration(out, count=count, seed=seed, size=size, tumor_fraction=tumor_fraction)
     return manifest
+
+
+SOURCE_DECLARATION = "dataset.json"
+
+
+def write_source_declaration(out: Path, **settings: object) -> None:
+    """Tell `prepare` that every slice is an independent phantom.
+
+    Phantom heads share a skull ring, so at thumbnail scale they look alike and near-duplicate
+    grouping would chain them all into one group; but no two slices come from one "patient", so only
+    exact copies may group them. `prepare` reads this file and says so in its report.
+    """
+    declaration = {"generator": "tumorscreen synthetic CT", "independent_slices": True, **settings}
+    (out / SOURCE_DECLARATION).write_text(json.dumps(declaration, indent=2) + "\n")
 
 
 def _run(jobs: list[_Job], workers: int) -> Iterator[dict[str, str]]:

@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--window", type=_window, default=None,
                         help="CT window CENTER,WIDTH in HU for CT DICOM (default 40,80: brain)")
     parser.add_argument("--processes", type=int, default=2, help="decode processes (default 2)")
+    parser.add_argument("--group-threshold", type=float, default=None,
+                        help="thumbnail correlation that groups near-duplicates (default 0.92; exact "
+                             "copies only for a source whose dataset.json declares independent slices)")
     return parser
 
 
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         report = prepare_dataset(args.src, args.out, size=args.size, seed=args.seed,
                                  val_fraction=args.val_fraction, test_fraction=args.test_fraction,
                                  tumor_classes=args.tumor_classes, normal_classes=args.normal_classes,
-                                 window=args.window, processes=args.processes, show_progress=True)
+                                 window=args.window, processes=args.processes,
+                                 group_threshold=args.group_threshold, show_progress=True)
     except ValueError as error:
         print(f"prepare: {error}", file=sys.stderr)
         return 2
