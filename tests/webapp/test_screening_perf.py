@@ -14,6 +14,7 @@ import pytest
 from tests.webapp.conftest import PASSWORDS, create_role_users, login
 from tests.webapp.screening_support import fire
 
+pytestmark = [pytest.mark.postgres]
 log = logging.getLogger("tumorscreen.perf")
 N_SCANS = 2000
 LOOSE_LIMIT_S = 3.0

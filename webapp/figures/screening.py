@@ -22,6 +22,11 @@ def _base_layout(fig: go.Figure, height: int) -> go.Figure:
     return fig
 
 
+def _in_bins(probability: float) -> float:
+    """A probability of exactly 1 would open a bin past the axis, where no box can select it."""
+    return min(probability, 1.0 - 1e-6)
+
+
 def probability_gauge(probability: float, threshold: float, review_band: float) -> go.Figure:
     """The probability on a 0-1 gauge; the review band around the threshold shaded, the threshold a line."""
     low, high = max(0.0, threshold - review_band), min(1.0, threshold + review_band)
@@ -49,20 +54,20 @@ def probability_histogram(rows: list[dict[str, Any]], highlight: Iterable[int] |
     """Probabilities stacked by shown label; each trace carries its scan ids as `customdata`, so a
     selection's point numbers map back to scans. Highlighted scans get an outlined overlay trace."""
     fig = go.Figure()
-    bins = dict(start=0.0, end=1.0 + 1e-9, size=BIN_SIZE)
+    bins = dict(start=0.0, end=1.0, size=BIN_SIZE)
     chosen = set(highlight) if highlight is not None else None
     for label in ORDER:
         members = [r for r in rows if r["shown"] == label]
         if not members:
             continue
         fig.add_trace(go.Histogram(
-            x=[r["p"] for r in members], customdata=[r["id"] for r in members], name=NAMES[label],
+            x=[_in_bins(r["p"]) for r in members], customdata=[r["id"] for r in members], name=NAMES[label],
             marker_color=COLOURS[label], xbins=bins, opacity=0.35 if chosen is not None else 0.85,
             hovertemplate="p %{x}<br>%{y} scans<extra>" + NAMES[label] + "</extra>"))
     if chosen is not None:
         members = [r for r in rows if r["id"] in chosen]
         fig.add_trace(go.Histogram(
-            x=[r["p"] for r in members], customdata=[r["id"] for r in members], name="selected",
+            x=[_in_bins(r["p"]) for r in members], customdata=[r["id"] for r in members], name="selected",
             marker=dict(color="rgba(0,0,0,0)", line=dict(color=HIGHLIGHT, width=2)), xbins=bins,
             hovertemplate="p %{x}<br>%{y} selected<extra></extra>"))
     fig.update_layout(barmode="overlay" if chosen is not None else "stack", bargap=0.05)
