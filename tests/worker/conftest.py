@@ -1,7 +1,6 @@
 """Worker test helpers: a model in the registry, batches that finish, files that tests build."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +57,3 @@ def handmade_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.model_fixtures import build_handmade_model_dir
 
     return build_handmade_model_dir(tmp_path_factory.mktemp("handmade") / "model", size=32)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A really trained (tiny, 64 px) model directory, built once per session (a few seconds)."""
-    from tests.model_fixtures import build_tiny_model_dir
-
-    path = tmp_path_factory.mktemp("tiny") / "model"
-    build_tiny_model_dir(path)
-    return path
-
-
-@pytest.fixture
-def head_png() -> Callable[[int], bytes]:
-    from tests.builders import make_head_slice, make_png
-
-    return lambda seed: make_png(make_head_slice(128, seed=seed))

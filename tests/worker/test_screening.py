@@ -65,3 +65,22 @@ def test_good_and_bad_files_end_with_one_prediction_each_or_one_clear_error(
     assert by_file["a-again.png"]["status"] == "duplicate"
     assert by_file["a-again.png"]["duplicate_of_id"] == by_file["a.png"]["id"]
     assert (state["accepted"], state["predicted"], state["rejected"], state["duplicates"], state["failed"]) == (4, 4, 5, 1, 0)
+
+
+@pytest.mark.slow
+def test_the_screening_worker_never_loads_tensorflow_and_stays_small(make_env, start_worker, handmade_model_dir) -> None:
+    import psutil
+
+    env = make_env(TUMORSCREEN_CHUNK_SIZE="16")
+    install_model(env, handmade_model_dir)
+    worker = start_worker(env)
+    from worker.intake import IntakeFile, submit_batch
+
+    result = submit_batch([IntakeFile(f"{i}.png", make_png(make_head_slice(128, seed=i))) for i in range(48)], user_id=None)
+    assert wait_for_final(env, result.batch_id)["status"] == "done"
+
+    processes = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
+    mapped = {m.path for p in processes for m in p.memory_maps()}
+    assert not [path for path in mapped if "tensorflow" in path.lower() or "keras" in path.lower()]
+    resident_mib = sum(p.memory_info().rss for p in processes) / 2**20
+    assert resident_mib < 400, f"screening worker uses {resident_mib:.0f} MiB"

@@ -1,0 +1,93 @@
+"""Retraining on the `training` queue through a real trainer process: every epoch reported as it
+ends, a candidate registered with its comparison against the active model, cancellation honoured."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import wait_for
+from tests.worker.conftest import install_model
+
+TINY = {"epochs": 3, "image_size": 64, "width": 8, "depth": 4, "batch_size": 16, "patience": 5, "augment": False}
+
+
+def _run(env, run_id: int):
+    from core.db import session_scope
+    from core.models import TrainingRun
+
+    with session_scope(env.database_url) as session:
+        run = session.get(TrainingRun, run_id)
+        session.expunge(run)
+        return run
+
+
+def _wait_run(env, run_id: int, timeout: float = 300):
+    return wait_for(lambda: (run := _run(env, run_id)).status in ("succeeded", "failed", "cancelled") and run,
+                    timeout, f"training run {run_id} to finish")
+
+
+@pytest.mark.slow
+def test_a_training_run_reports_every_epoch_and_registers_a_candidate_then_a_cancel_stops_one(
+        make_env, start_worker, handmade_model_dir) -> None:
+    env = make_env()
+    active = install_model(env, handmade_model_dir)
+    start_worker(env, queues="training", name="trainer")
+    from core.db import session_scope
+    from core.models import Dataset, DatasetItem, ModelVersion, TrainingEpoch
+    from worker.datasets import register_dataset
+    from worker.training_runs import request_cancel, start_training_run
+
+    with session_scope(env.database_url) as session:
+        dataset = register_dataset(session, "synthetic", 40, "tiny synthetic", None, seed=3)
+        run = start_training_run(session, dataset.id, TINY, None)
+        dataset_id, run_id = dataset.id, run.id
+
+    finished = _wait_run(env, run_id)
+    assert (finished.status, finished.error) == ("succeeded", None)
+    with session_scope(env.database_url) as session:
+        epochs = list(session.scalars(select(TrainingEpoch).where(TrainingEpoch.run_id == run_id)
+                                      .order_by(TrainingEpoch.epoch)))
+        version = session.scalar(select(ModelVersion).where(ModelVersion.training_run_id == run_id))
+        dataset = session.get(Dataset, dataset_id)
+        test_items = session.scalars(select(DatasetItem).where(DatasetItem.dataset_id == dataset_id,
+                                                               DatasetItem.split == "test")).all()
+        assert version.metrics["training"]["epochs_run"] == len(epochs) == 3
+        assert [e.epoch for e in epochs] == [1, 2, 3]
+        for epoch in epochs:
+            assert {"loss", "accuracy", "recall", "auc", "val_loss", "val_accuracy", "val_recall", "val_auc"} <= set(epoch.metrics)
+            assert epoch.at <= finished.finished_at  # written as training went, not after it
+        assert (version.status, version.image_size) == ("candidate", 64)
+        assert 0.0 <= version.metrics["recall"] <= 1.0
+        assert [h["epoch"] for h in version.curves["history"]] == [1, 2, 3]
+        assert version.comparison["active"]["version"] == active
+        assert version.comparison["test_split"]["n"] == len(test_items) > 0
+        assert version.comparison["candidate"]["metrics"]["recall"] == version.metrics["recall"]
+        assert (dataset.status, dataset.item_count) == ("ready", 40)
+        assert all(item.image_blob for item in test_items)
+
+    with session_scope(env.database_url) as session:
+        long_run = start_training_run(session, dataset_id, {**TINY, "epochs": 200, "patience": 200}, None)
+        long_id = long_run.id
+    wait_for(lambda: _run(env, long_id).status == "running", 60, "the second run to start")
+    with session_scope(env.database_url) as session:
+        request_cancel(session, long_id, None)
+    cancelled = _wait_run(env, long_id, timeout=120)
+    assert (cancelled.status, cancelled.error) == ("cancelled", "cancelled by request")
+    with session_scope(env.database_url) as session:
+        assert session.scalar(select(ModelVersion).where(ModelVersion.training_run_id == long_id)) is None
+
+
+def test_bad_training_settings_are_refused_when_submitted(make_env) -> None:
+    env = make_env()
+    from core.db import session_scope
+    from core.models import Dataset
+    from worker.training_runs import TrainingRequestError, start_training_run
+
+    with session_scope(env.database_url) as session:
+        dataset = Dataset(name="d", source_kind="folder", source="/nowhere", status="ready")
+        session.add(dataset)
+        session.flush()
+        with pytest.raises(TrainingRequestError, match=r"^unknown training settings: colour$"):
+            start_training_run(session, dataset.id, {"colour": "blue"}, None)
+        with pytest.raises(TrainingRequestError, match=r"^epochs and batch_size must be at least 1, got 0 and 32$"):
+            start_training_run(session, dataset.id, {"epochs": 0}, None)
