@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from webapp.queries.performance import METRICS, ThresholdResult
 
@@ -16,8 +17,8 @@ def metrics_comparison(rows: Sequence[tuple[str, dict[str, Any]]]) -> go.Figure:
     names = [label for _key, label in METRICS]
     for label, metrics in rows:
         values = [metrics.get(key) for key, _ in METRICS]
-        fig.add_bar(name=label, x=names, y=values,
-                    text=[f"{v:.3f}" if v is not None else "n/a" for v in values], textposition="outside")
+        # Values are in the table beside the chart; on hover here (labels on 8 × N bars overlap).
+        fig.add_bar(name=label, x=names, y=values, hovertemplate="%{x}: %{y:.4f}")
     fig.update_layout(**LAYOUT, title="Metrics on the test split", barmode="group",
                       yaxis=dict(range=[0, 1.1]))
     return fig
@@ -86,16 +87,16 @@ def threshold_scores(y_true: Sequence[int], probability: Sequence[float], thresh
 
 def training_curves(history: Sequence[dict[str, Any]], title: str = "Training curves") -> go.Figure:
     """Loss and accuracy per epoch, training and validation."""
-    fig = go.Figure()
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.12)
     epochs = [h["epoch"] for h in history]
-    for key, dash in (("loss", "solid"), ("val_loss", "dash"), ("accuracy", "solid"), ("val_accuracy", "dash")):
-        values = [h.get(key) for h in history]
-        if any(v is not None for v in values):
-            fig.add_scatter(x=epochs, y=values, mode="lines+markers", name=key,
-                            line=dict(dash=dash), yaxis="y2" if "accuracy" in key else "y")
-    fig.update_layout(**LAYOUT, title=title, xaxis=dict(title="epoch", dtick=1),
-                      yaxis=dict(title="loss"),
-                      yaxis2=dict(title="accuracy", overlaying="y", side="right", range=[0, 1.02]))
+    for col, keys in ((1, ("loss", "val_loss")), (2, ("accuracy", "val_accuracy"))):
+        for key in keys:
+            values = [h.get(key) for h in history]
+            if any(v is not None for v in values):
+                fig.add_scatter(x=epochs, y=values, mode="lines+markers", name=key, row=1, col=col,
+                                line=dict(dash="dash" if key.startswith("val_") else "solid"))
+        fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=col)
+    fig.update_layout(**LAYOUT, title=title)
     return fig
 
 

@@ -24,7 +24,7 @@ from worker.model_registry import (
 )
 
 ROLES = ("admin",)
-dash.register_page(__name__, path="/admin/models", name="Model versions", title="Model versions · TumorScreen",
+dash.register_page(__name__, path="/admin/models", name="Models", title="Model versions · TumorScreen",
                    roles=ROLES, order=70)
 
 METRIC_COLUMNS = [{"field": key, "headerName": label, "valueFormatter": {"function": "d3.format('.4f')(params.value)"}}
@@ -109,7 +109,7 @@ def layout(**_: Any) -> dbc.Container:
             dbc.Col(dbc.Button("Roll back to the previous version", id="models-rollback", color="warning"),
                     md="auto"),
         ], className="g-2 my-3"),
-        dbc.Alert(id="models-message", is_open=False),
+        dbc.Alert(id="models-message", is_open=False, fade=False),
         html.Div(id="models-compare"),
     ], className="ts-page", fluid=True)
 

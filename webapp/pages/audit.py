@@ -14,7 +14,7 @@ from webapp.queries.audit import CATEGORIES, entries
 from webapp.security import guard_layout, secure_callback
 
 ROLES = ("admin",)
-dash.register_page(__name__, path="/admin/audit", name="Audit log", title="Audit log · TumorScreen",
+dash.register_page(__name__, path="/admin/audit", name="Audit", title="Audit log · TumorScreen",
                    roles=ROLES, order=95)
 
 COLUMNS = [

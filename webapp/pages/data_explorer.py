@@ -14,7 +14,7 @@ from webapp.queries.datasets import dataset_options, image_stats, prepare_report
 from webapp.security import guard_layout, secure_callback
 
 ROLES = ("manager", "admin")
-dash.register_page(__name__, path="/data", name="Data explorer", title="Data explorer · TumorScreen",
+dash.register_page(__name__, path="/data", name="Data", title="Data explorer · TumorScreen",
                    roles=ROLES, order=50)
 
 

@@ -24,7 +24,7 @@ from webapp.queries.performance import (
 from webapp.security import guard_layout, secure_callback
 
 ROLES = ("manager", "admin")
-dash.register_page(__name__, path="/performance", name="Model performance", title="Performance · TumorScreen",
+dash.register_page(__name__, path="/performance", name="Performance", title="Performance · TumorScreen",
                    roles=ROLES, order=30)
 
 

@@ -15,7 +15,7 @@ from webapp.roi import FORMULA_TEXT, RoiInputError, RoiInputs, compute_roi, mone
 from webapp.security import guard_layout, secure_callback
 
 ROLES = ("manager", "admin")
-dash.register_page(__name__, path="/roi", name="ROI & throughput", title="ROI · TumorScreen",
+dash.register_page(__name__, path="/roi", name="ROI", title="ROI · TumorScreen",
                    roles=ROLES, order=40)
 
 DEFAULTS = RoiInputs()

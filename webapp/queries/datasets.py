@@ -46,11 +46,12 @@ def dataset_options(session: Session) -> list[dict[str, Any]]:
 
 
 def _local_folder(dataset: Dataset) -> Path | None:
-    for key in ("prepared_dir", "output_dir", "out_dir"):
-        value = (dataset.report or {}).get(key)
-        if isinstance(value, str) and (Path(value) / "metadata.csv").exists():
-            return Path(value)
-    return None
+    """The trainer's own prepared folder, when the trainer shares this machine's data folder."""
+    from worker.dataset_preparation import prepared_dir
+
+    folder = prepared_dir(dataset.id)
+    # Only a finished preparation: while it runs the folder is incomplete.
+    return folder if dataset.status == "ready" and (folder / "metadata.csv").exists() else None
 
 
 def prepared_folder(session: Session, dataset: Dataset) -> Path | None:

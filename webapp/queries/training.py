@@ -70,7 +70,9 @@ def run_progress(session: Session, run_id: int, now: datetime | None = None) -> 
 
 def run_options(session: Session, limit: int = 50) -> list[dict[str, Any]]:
     runs = session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit))
-    return [{"label": f"run {r.id} · {r.status} · {r.created_at:%Y-%m-%d %H:%M}", "value": r.id} for r in runs]
+    # No status in the label: the list is drawn once, the status line below follows the run live.
+    return [{"label": f"run {r.id} · dataset {r.dataset_id} · started {r.created_at:%Y-%m-%d %H:%M}",
+             "value": r.id} for r in runs]
 
 
 def dataset_options(session: Session) -> list[dict[str, Any]]:
