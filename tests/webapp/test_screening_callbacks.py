@@ -265,7 +265,7 @@ def test_montage_shows_own_scans_and_follows_a_histogram_selection(dash_app, cli
     assert all(t["children"][0]["props"]["src"].endswith("/thumbnail-heatmap.png") for t in tiles(overlay))
     scatter = first["montage-scatter"]["figure"]
     point = {"curveNumber": 0, "pointNumber": 0, "customdata": scatter["data"][0]["customdata"][0]}
-    out = montage(client, dash_app, "montage-scatter.selectedData", {"montage-scatter.figure": scatter},
+    out = montage(client, dash_app, "montage-scatter.selectedData",
                   **{"montage-scatter__selectedData": {"points": [point]}})
     assert [int(t["data-scan"]) for t in tiles(out)] == [point["customdata"]]
     assert out["montage-hist"]["figure"]["data"][-1]["name"] == "selected"
@@ -287,6 +287,21 @@ def test_montage_filters_and_empty_state(dash_app, client_for, seeded) -> None:
         assert len(tumors) == len(db.scalars(select(Prediction).where(Prediction.label == "tumor")).all())
     refused = fire(client_for(None), dash_app, "montage-grid.children", {"montage-label.value": "any"})
     assert refused.status_code == 401
+
+
+# --- Every screening callback checks the role on the server ----------------------------------------
+
+SCREENING_OUTPUTS = ["screen-result.children", "screen-progress.value", "batches-grid.rowData", "batch-grid.rowData",
+                     "scan-overlay.style", "scan-review-message.children", "montage-grid.children"]
+# The Screen page (upload and its progress) and reviewing are for screeners and admins; managers read.
+NOT_FOR_MANAGERS = {"screen-result.children", "screen-progress.value", "scan-review-message.children"}
+
+
+@pytest.mark.parametrize("output", SCREENING_OUTPUTS)
+def test_each_screening_callback_refuses_the_wrong_caller(dash_app, client_for, web_env, output: str) -> None:
+    assert fire(client_for(None), dash_app, output).status_code == 401
+    manager = fire(client_for("manager"), dash_app, output).status_code
+    assert manager == (401 if output in NOT_FOR_MANAGERS else 200)
 
 
 # --- The web process stays free of TensorFlow --------------------------------------------------------

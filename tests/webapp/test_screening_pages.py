@@ -85,7 +85,8 @@ def test_report_lists_flagged_scans_with_heatmaps(client_for, seeded) -> None:
 
 def test_screen_page_states_the_limits_before_upload(client_for, web_env) -> None:
     html = page_layout(client_for("screener"), "/screen")
-    assert "Up to 2,000 files a batch (after unzipping), 20 MB a file." in html
+    # The request limit (app.py: 50 files of the largest size, base64-encoded) less base64's third.
+    assert "Up to 2,000 files a batch (after unzipping), 20 MB a file, 1,050 MB in one upload." in html
     assert "Your role does not give access to this page." in page_layout(client_for("manager"), "/screen")
 
 

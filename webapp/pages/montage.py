@@ -113,14 +113,15 @@ def _date(value: str | None) -> date | None:
     Input("montage-scatter", "selectedData"),
     Input("montage-clear", "n_clicks"),
     Input("montage-pages", "active_page"),
+    # Histogram bars report only indices into their trace, so the drawn figure maps them to scans;
+    # scatter points carry their scan id themselves.
     State("montage-hist", "figure"),
-    State("montage-scatter", "figure"),
     State("montage-selection", "data"),
 )
 def update(batch: Any, label: str | None, colour: str | None, start: str | None, end: str | None,
            review: list[str] | None, heatmaps: list[str] | None, hist_selection: dict | None,
            scatter_selection: dict | None, _clear: int | None, page: int | None, hist_figure: dict | None,
-           scatter_figure: dict | None, selection: list[int] | None) -> tuple:
+           selection: list[int] | None) -> tuple:
     viewer = current_viewer()
     trigger = dash.ctx.triggered_id
     flt = MontageFilter(batch_id=parse_id(batch), label=label or "any", needs_review=bool(review),
@@ -134,7 +135,7 @@ def update(batch: Any, label: str | None, colour: str | None, start: str | None,
         selection = selected_ids(hist_selection, hist_figure)
         scatter_out = feature_scatter(rows, selection)
     elif trigger == "montage-scatter":
-        selection = selected_ids(scatter_selection, scatter_figure)
+        selection = selected_ids(scatter_selection, None)
         hist_out = probability_histogram(rows, selection)
     elif trigger not in ("montage-pages", "montage-heatmaps"):
         # New filters (or the first load, or "clear"): a selection made on other data no longer applies.

@@ -8,6 +8,7 @@ from typing import Any
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html, no_update
+from flask import current_app
 
 from core.config import get_settings
 from core.db import session_scope
@@ -21,10 +22,18 @@ dash.register_page(__name__, path="/screen", name="Screen", title="Screen · Tum
 POLL_MS = 700
 
 
+def upload_limit_mb() -> float:
+    """The most one upload may carry: the server's request limit, less base64's third."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    return limit * 3 / 4 / (1024 * 1024)
+
+
 def limits_text() -> str:
     settings = get_settings()
-    return (f"PNG, JPEG or DICOM files, or ZIP archives of them. Up to {settings.max_batch_files:,} files a "
-            f"batch (after unzipping), {settings.max_file_mb:,.0f} MB a file.")
+    text = (f"PNG, JPEG or DICOM files, or ZIP archives of them. Up to {settings.max_batch_files:,} files a "
+            f"batch (after unzipping), {settings.max_file_mb:,.0f} MB a file")
+    total = upload_limit_mb()
+    return text + (f", {total:,.0f} MB in one upload." if total else ".")
 
 
 @guard_layout(ROLES)
