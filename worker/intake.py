@@ -121,8 +121,11 @@ def _expand(files: list[IntakeFile], settings: Settings) -> list[tuple[str, byte
         name = sanitise_name(upload.name)
         if is_zip(upload.data):
             expanded = expand_zip(name, upload.data, limits)
-            entries.extend((member, data, _size_refusal(data, settings)) for member, data in expanded.files)
-            entries.extend((member, b"", reason) for member, reason in expanded.refused)
+            # Member names come from the archive: as untrusted as an upload's own name (newlines
+            # that forge log lines, terminal escapes, thousands of characters).
+            entries.extend((sanitise_name(member), data, _size_refusal(data, settings))
+                           for member, data in expanded.files)
+            entries.extend((sanitise_name(member), b"", reason) for member, reason in expanded.refused)
         else:
             entries.append((name, upload.data, _size_refusal(upload.data, settings)))
     return entries
