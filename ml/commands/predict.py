@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ml.errors import RejectedFile
+from ml.errors import RejectedFile, one_line
 from ml.normalise import prepare_image
 from ml.predictor import Prediction, Predictor
 
@@ -60,11 +61,14 @@ def _report(path: Path, prediction: Prediction | None, error: str | None, heatma
         return json.dumps({"file": str(path), "probability": round(prediction.probability, 6),
                            "label": prediction.label, "needs_review": prediction.needs_review,
                            "heatmap": str(heatmap) if heatmap else None})
+    # A file name may hold newlines, terminal escapes or bytes that are not UTF-8: shown escaped, so
+    # that every file stays one line and nothing is written to the terminal but text.
+    shown = one_line(os.fsencode(path).decode("utf-8", errors="replace"), limit=4096)
     if prediction is None:
-        return f"{path}: error: {error}"
+        return f"{shown}: error: {error}"
     review = " needs review" if prediction.needs_review else ""
     where = f" heatmap={heatmap}" if heatmap else ""
-    return f"{path}: {prediction.label} p={prediction.probability:.4f}{review}{where}"
+    return f"{shown}: {prediction.label} p={prediction.probability:.4f}{review}{where}"
 
 
 def main(argv: list[str]) -> int:
