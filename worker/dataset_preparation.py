@@ -63,8 +63,9 @@ def prepare(dataset_id: int, progress: Progress | None = None) -> Path:
         dataset.status, dataset.error = "preparing", None
         kind, source = dataset.source_kind, dataset.source
         options = dict((dataset.report or {}).get("options") or {})
+    refused: list[tuple[str, str]] = []
     try:
-        src = _materialise_source(dataset_id, kind, source, options, progress)
+        src = _materialise_source(dataset_id, kind, source, options, progress, refused)
         out = prepared_dir(dataset_id)
         if progress:
             progress(f"preparing dataset {dataset_id} from {src}")
@@ -87,7 +88,9 @@ def prepare(dataset_id: int, progress: Progress | None = None) -> Path:
     with session_scope() as session:
         dataset = session.get(Dataset, dataset_id)
         dataset.status, dataset.item_count = "ready", count
-        dataset.report = {"options": options, **report}
+        # ZIP members refused before decoding (unsafe paths, bombs, nested or encrypted archives)
+        # are reported beside the decoder's rejections, never dropped in silence.
+        dataset.report = {"options": options, **report, "archive_refused": [list(r) for r in refused]}
     if progress:
         progress(f"dataset {dataset_id} ready: {count} images")
     return out
@@ -110,7 +113,7 @@ def ensure_prepared(dataset_id: int, progress: Progress | None = None) -> Path:
 
 
 def _materialise_source(dataset_id: int, kind: str, source: str, options: dict[str, Any],
-                        progress: Progress | None) -> Path:
+                        progress: Progress | None, refused: list[tuple[str, str]] | None = None) -> Path:
     """The dataset's source as a folder-per-class tree on this machine."""
     if kind == "folder":
         path = Path(source)
@@ -134,14 +137,14 @@ def _materialise_source(dataset_id: int, kind: str, source: str, options: dict[s
         generate_dataset(src, count, seed=int(options.get("seed", 0)), size=SYNTHETIC_SIZE, on_progress=tick)
         return src
     if kind == "zip":
-        return _unzip(source, src)
+        return _unzip(source, src, refused if refused is not None else [])
     if kind == "reviews":
         _export_reviews(src)
         return src
     raise PreparationError(f"unknown dataset kind {kind!r}")
 
 
-def _unzip(source: str, src: Path) -> Path:
+def _unzip(source: str, src: Path, refused: list[tuple[str, str]]) -> Path:
     settings = get_settings()
     with session_scope() as session:
         data = blob_store.get(session, source.removeprefix(BLOB_PREFIX))
@@ -152,6 +155,7 @@ def _unzip(source: str, src: Path) -> Path:
     if not expanded.files:
         reasons = "; ".join(f"{name}: {why}" for name, why in expanded.refused[:3])
         raise PreparationError(f"the archive holds no usable file{': ' + reasons if reasons else ''}")
+    refused.extend((name.removeprefix("dataset.zip/"), why) for name, why in expanded.refused)
     root = src.resolve()
     for name, content in expanded.files:
         target = (src / name.removeprefix("dataset.zip/")).resolve()
