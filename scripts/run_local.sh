@@ -22,7 +22,9 @@ trap stop INT TERM EXIT
 
 $BIN/celery -A worker.celery_app worker -Q screening -c 1 -n screening@%h --loglevel INFO &
 pids+=($!)
-$BIN/celery -A worker.celery_app worker -Q training -c 1 -n training@%h --loglevel INFO &
+# solo pool: a training run prepares data with worker processes of its own, which a prefork child
+# (a daemon process) may not start; one run at a time is what the trainer does anyway.
+$BIN/celery -A worker.celery_app worker -Q training --pool solo -n training@%h --loglevel INFO &
 pids+=($!)
 $BIN/gunicorn --bind "127.0.0.1:$PORT" --workers 2 --timeout 120 webapp.wsgi:server &
 pids+=($!)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 15.0
 Progress = Callable[[str], None]
+
+
+class TrainingTimedOut(RuntimeError):
+    """The run went past TRAINING_SOFT_LIMIT_S."""
 
 
 @celery_app.task(name=PREPARE_DATASET, ignore_result=True, soft_time_limit=TRAINING_SOFT_LIMIT_S,
@@ -77,6 +82,8 @@ def run_training(run_id: int, progress: Progress | None = None) -> str | None:
 
         if isinstance(exc, TrainingCancelled):
             status, error = "cancelled", "cancelled by request"
+        elif isinstance(exc, TrainingTimedOut):
+            error = str(exc)
         else:
             log.exception("training run %s failed", run_id)
             error = one_line(f"{type(exc).__name__}: {exc}", 500)
@@ -126,7 +133,13 @@ def _train(run_id: int, progress: Progress | None) -> str:
                      f"val_loss {values.get('val_loss', float('nan')):.4f} "
                      f"val_accuracy {values.get('val_accuracy', float('nan')):.3f}")
 
+    # The trainer runs in Celery's solo pool (preparation forks processes of its own, which a
+    # prefork child may not), where Celery's time limits do not apply: the limit is kept here.
+    deadline = time.monotonic() + TRAINING_SOFT_LIMIT_S
+
     def should_stop() -> bool:
+        if time.monotonic() > deadline:
+            raise TrainingTimedOut(f"training exceeded its time limit of {TRAINING_SOFT_LIMIT_S // 3600} h")
         with session_scope() as session:
             return bool(session.scalar(select(TrainingRun.cancel_requested).where(TrainingRun.id == run_id)))
 

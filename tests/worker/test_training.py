@@ -31,7 +31,7 @@ def test_a_training_run_reports_every_epoch_and_registers_a_candidate_then_a_can
         make_env, start_worker, handmade_model_dir) -> None:
     env = make_env()
     active = install_model(env, handmade_model_dir)
-    start_worker(env, queues="training", name="trainer")
+    start_worker(env, queues="training", name="trainer", extra_args=["--pool", "solo"])  # as the Procfile runs it
     from core.db import session_scope
     from core.models import Dataset, DatasetItem, ModelVersion, TrainingEpoch
     from worker.datasets import register_dataset
