@@ -171,3 +171,57 @@ def test_data_explorer_shows_report_and_class_images(dash_app, client_for) -> No
     assert len(mean_panels) == 2 and mean_panels[0]["z"]["shape"] == "96, 96"  # plotly sends arrays as binary
     samples = find_by_id(parts, "data-samples-tumor")["props"]["figure"]["layout"]["title"]["text"]
     assert samples == "Samples: tumor (10)"
+
+
+NO_TF_SCRIPT = r"""
+import json, sys
+from pathlib import Path
+from tests.conftest import TestEnv
+from tests.webapp.conftest import create_role_users, login
+env = TestEnv(data_dir=Path(sys.argv[1]), database_url=sys.argv[2], redis_url=None)
+env.activate()
+create_role_users()
+from core.db import session_scope
+from tests.factories import make_model_version
+from tests.webapp.admin_factories import make_prepared_dataset
+from tests.webapp.dash_calls import call, outputs
+with session_scope() as db:
+    dataset_id = make_prepared_dataset(db, n=20).id
+    make_model_version(db, "v1", status="active")
+    make_model_version(db, "v2", status="candidate")
+from webapp.app import create_app
+app = create_app()
+client = app.server.test_client()
+login(client, "admin", "admin-pass-123")
+answers = [
+    call(client, app, "ds-message.children", {"ds-name.value": "s", "ds-kind.value": "synthetic", "ds-count.value": 40}),
+    call(client, app, "train-message.children", {"train-dataset.value": dataset_id, "train-epochs.value": 2,
+         "train-image-size.value": 64, "train-lr.value": 0.01, "train-batch.value": 8}),
+    call(client, app, "train-status.children", {"train-run.value": 1}),
+    call(client, app, "models-grid.rowData", {"models-grid.selectedRows": [{"version": "v2"}]},
+         triggered="models-promote.n_clicks"),
+    call(client, app, "data-images.children", {"data-dataset.value": dataset_id}),
+    call(client, app, "perf-te-tp.children", {"perf-threshold.value": 0.5, "perf-te-version.value": "v1"}),
+    call(client, app, "roi-savings-1000.children", {"roi-scans.value": 1000, "roi-min-manual.value": 15,
+         "roi-min-assisted.value": 2, "roi-cost-manual.value": 50, "roi-cost-automated.value": 7.5,
+         "roi-hourly.value": 80, "roi-review.value": 0}),
+]
+print(json.dumps({"statuses": [a.status_code for a in answers], "tensorflow": "tensorflow" in sys.modules,
+                  "onnxruntime": "onnxruntime" in sys.modules}))
+"""
+
+
+def test_admin_and_manager_callbacks_never_load_tensorflow(make_env) -> None:
+    """Starting a run, registering data, promoting, the explorer's statistics: all without TensorFlow."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = make_env()
+    done = subprocess.run([sys.executable, "-c", NO_TF_SCRIPT, str(env.data_dir), env.database_url],
+                          cwd=ROOT, env=env.vars(), capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"statuses": [200] * 7, "tensorflow": False, "onnxruntime": False}

@@ -26,8 +26,9 @@ def versions(web_env):
 def test_threshold_explorer_confusion_matrix_matches_one_computed_here(dash_app, client_for, versions) -> None:
     y_true = np.array(versions["y_true"])
     probability = np.array(versions["probability"])
+    client = client_for("manager")
     for threshold in (0.0, 0.3, 0.42, 0.77, 1.0):
-        out = outputs(call(client_for("manager"), dash_app, "perf-te-tp.children",
+        out = outputs(call(client, dash_app, "perf-te-tp.children",
                            {"perf-threshold.value": threshold, "perf-te-version.value": "v2"}))
         called = probability >= threshold
         expected = {"tp": int(np.sum(called & (y_true == 1))), "fn": int(np.sum(~called & (y_true == 1))),
