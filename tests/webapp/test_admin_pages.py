@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from core.db import session_scope
-from core.models import AuditEntry, Dataset, ModelVersion, TrainingRun
-from tests.factories import make_model_version
+from core.models import AuditEntry, Dataset, ModelVersion, TrainingRun, User
+from tests.factories import make_batch, make_model_version
 from tests.webapp.admin_factories import make_prepared_dataset, make_run
 from tests.webapp.conftest import parse_outputs
 from tests.webapp.dash_calls import call, find_by_id, outputs, text_of
@@ -151,6 +151,18 @@ def test_audit_log_filters_by_category(dash_app, client_for) -> None:
                        {"audit-category.value": "model promotions and rollbacks",
                         "audit-range.start_date": "2020-01-01", "audit-range.end_date": "2020-01-02"}))
     assert out["audit-grid"]["rowData"] == []
+
+
+def test_audit_log_lists_uploads_from_the_batches_table(dash_app, client_for) -> None:
+    with session_scope() as db:
+        screener = db.scalar(select(User).where(User.username == "screener"))
+        batch_id = make_batch(db, screener, make_model_version(db), n_scans=3, n_rejected=1).id
+    today = datetime.now(timezone.utc).date().isoformat()
+    out = outputs(call(client_for("admin"), dash_app, "audit-grid.rowData",
+                       {"audit-category.value": "uploads", "audit-range.start_date": today,
+                        "audit-range.end_date": today, "audit-user.value": "scree"}))
+    assert [(r["user"], r["action"], r["target"], r["details"]) for r in out["audit-grid"]["rowData"]] == [
+        ("screener", "upload", f"batch {batch_id}", "files: 4; accepted: 3; rejected: 1; duplicates: 0; via: web")]
 
 
 def test_data_explorer_shows_report_and_class_images(dash_app, client_for) -> None:
