@@ -16,7 +16,7 @@ from tests.conftest import browser_login, screenshot, wait_for
 from tests.model_fixtures import build_handmade_model_dir
 from tests.webapp.conftest import PASSWORDS, create_role_users
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
 
 def screen_batch(seed: int) -> str:
