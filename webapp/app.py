@@ -8,6 +8,7 @@ from typing import Any
 
 import dash
 import dash_bootstrap_components as dbc
+import sqlalchemy.exc
 from flask import Flask, Response, g, request
 
 from core.config import Settings, get_settings
@@ -51,10 +52,20 @@ def _configure_server(server: Flask, settings: Settings) -> None:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
         return response
 
+    @server.errorhandler(sqlalchemy.exc.OperationalError)
+    @server.errorhandler(sqlalchemy.exc.InterfaceError)
+    def _database_unavailable(error: Exception) -> tuple[str, int]:
+        # A restart or failover of the database: say so (nothing is lost, uploads already stored stay
+        # stored) instead of a generic failure, and never the SQL or the driver's message.
+        log.error("request %s: database unavailable: %s", g.get("request_id"), type(error).__name__)
+        return (f"The database is unavailable right now; try again in a minute "
+                f"(request {g.get('request_id', '')})."), 503
+
     @server.errorhandler(500)
     def _server_error(error: Exception) -> tuple[str, int]:
         # Never a stack trace or SQL to the user; the log has it under the request id.
-        log.error("request %s failed: %r", g.get("request_id"), error)
+        original = getattr(error, "original_exception", None) or error
+        log.error("request %s failed: %r", g.get("request_id"), error, exc_info=original)
         return f"Something went wrong (request {g.get('request_id', '')}).", 500
 
 

@@ -127,7 +127,14 @@ def logout() -> Any:
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    return Response("ok", mimetype="text/plain")
+    """What works right now, one line each; 503 while the database or the queue is unreachable, so
+    that an operator (or a load balancer) sees the outage instead of a stack trace."""
+    from webapp.health import service_status
+
+    status = service_status()
+    healthy = all(state == "ok" for state in status.values())
+    body = "ok\n" if healthy else "".join(f"{name}: {state}\n" for name, state in status.items())
+    return Response(body, status=200 if healthy else 503, mimetype="text/plain")
 
 
 def _wants_html_page() -> bool:
