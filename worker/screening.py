@@ -26,8 +26,6 @@ from core.models import BATCH_FINAL_STATUSES, Batch, Blob, ModelVersion, Predict
 from core.storage import blob_store
 from ml.errors import one_line
 from worker.celery_app import TRANSIENT_ERRORS, celery_app
-from worker.images import decode_png, png_bytes, resize_square
-from worker.model_cache import predictor_for
 from worker.model_registry import active_version
 from worker.queueing import PUBLISH_RETRY_POLICY, SCREEN_BATCH, SCREEN_CHUNK
 
@@ -118,6 +116,11 @@ class _Loaded:
 
 
 def _screen_chunk(batch_id: int, scan_ids: list[int]) -> None:
+    # Imported here, in the pool child that screens: the worker's main process, which only
+    # supervises the pool and runs the sweeper, then never loads OpenCV, ONNX Runtime or SciPy.
+    from worker.images import decode_png, png_bytes, resize_square
+    from worker.model_cache import predictor_for
+
     loaded = _start_chunk(batch_id, scan_ids)
     if loaded is None:
         finalize_batch(batch_id)

@@ -6,7 +6,9 @@ sees the stale heartbeat and marks the run failed. Every epoch is written as it 
 the curves live), cancellation is polled between batches, and the status is written on every exit
 path: succeeded (with a candidate model version), cancelled, or failed with the reason.
 
-TensorFlow is imported by `ml.train` inside `train`, i.e. only in the process that trains.
+TensorFlow is imported by `ml.train` inside `train`, i.e. only in the process that trains; the data
+and model libraries are imported inside the functions too, so that a screening worker, which imports
+this module to know the task names, does not load them.
 """
 from __future__ import annotations
 
@@ -26,7 +28,6 @@ from core.db import session_scope
 from core.models import TrainingEpoch, TrainingRun, utcnow
 from ml.errors import one_line
 from worker.celery_app import TRAINING_HARD_LIMIT_S, TRAINING_SOFT_LIMIT_S, celery_app
-from worker.dataset_preparation import ensure_prepared, prepare
 from worker.model_registry import active_version, register_model_dir
 from worker.queueing import PREPARE_DATASET, TRAIN_RUN
 
@@ -43,7 +44,7 @@ class TrainingTimedOut(RuntimeError):
 @celery_app.task(name=PREPARE_DATASET, ignore_result=True, soft_time_limit=TRAINING_SOFT_LIMIT_S,
                  time_limit=TRAINING_HARD_LIMIT_S)
 def prepare_dataset_task(dataset_id: int) -> None:
-    from worker.dataset_preparation import PreparationError
+    from worker.dataset_preparation import PreparationError, prepare
 
     try:
         prepare(dataset_id)
@@ -109,6 +110,7 @@ def _claim(run_id: int) -> bool:
 
 def _train(run_id: int, progress: Progress | None) -> str:
     from ml.train import train
+    from worker.dataset_preparation import ensure_prepared
     from worker.training_runs import train_settings
 
     with session_scope() as session:
