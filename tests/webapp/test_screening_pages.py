@@ -24,14 +24,16 @@ def test_batches_list_says_how_to_start_when_empty(client_for, web_env) -> None:
     assert '"No batches yet. "' in html and '"id": "batches-empty", "is_open": true' in html
 
 
-@pytest.mark.parametrize("path", ["/batches/{theirs}", "/reports/{theirs}", "/scans/{their_scan}",
-                                  "/batches/999999", "/scans/abc"])
-def test_another_screeners_batch_reads_as_missing(client_for, seeded, path: str) -> None:
-    url = path.format(theirs=seeded.theirs, their_scan=seeded.their_scans[0])
-    html = page_layout(client_for("screener"), url)
-    assert ("This batch does not exist, or it is not one of yours." in html
-            or "This scan does not exist, or it is not in one of your batches." in html)
-    assert "/media/scans/" not in html
+def test_another_screeners_batch_reads_as_missing(client_for, seeded) -> None:
+    client = client_for("screener")
+    batch_missing = "This batch does not exist, or it is not one of yours."
+    scan_missing = "This scan does not exist, or it is not in one of your batches."
+    for path, message in ((f"/batches/{seeded.theirs}", batch_missing), (f"/reports/{seeded.theirs}", batch_missing),
+                          (f"/scans/{seeded.their_scans[0]}", scan_missing), ("/batches/999999", batch_missing),
+                          ("/scans/abc", scan_missing)):
+        html = page_layout(client, path)
+        assert message in html, path
+        assert "/media/scans/" not in html, path
 
 
 def test_a_manager_opens_any_batch_scan_and_report(client_for, seeded) -> None:
