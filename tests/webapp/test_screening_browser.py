@@ -124,7 +124,7 @@ def test_a_screener_uploads_reviews_filters_and_exports(make_env, start_worker, 
     assert "screener confirmed tumor" in page.inner_text("#scan-history")
     screenshot(page, "scan-viewer")
     from core.db import session_scope
-    from core.models import Prediction, Review, Scan
+    from core.models import Prediction, Review
 
     with session_scope() as db:
         review = db.scalars(select(Review)).one()

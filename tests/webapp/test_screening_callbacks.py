@@ -14,7 +14,7 @@ from core.db import session_scope
 from core.models import AuditEntry, Batch, Prediction, Review, Scan
 from tests.builders import make_head_slice, make_png
 from tests.conftest import ROOT
-from tests.webapp.screening_support import OTHER_SCREENER, fire, seed_two_screeners
+from tests.webapp.screening_support import fire, seed_two_screeners
 
 
 @pytest.fixture
@@ -211,6 +211,21 @@ def test_review_records_label_note_user_time_and_audit(dash_app, client_for, see
         assert all(r.user.username == "screener" and r.created_at is not None for r in reviews)
         audits = db.scalars(select(AuditEntry).where(AuditEntry.action == "scan_reviewed")).all()
         assert [(a.username, a.target) for a in audits] == [("screener", f"scan {scan_id}")] * 2
+    # A later note does not hide the confirmed label: the table and CSV show both.
+    row = results(client, dash_app, seeded.mine, reviewed="reviewed")["batch-grid"]["rowData"]
+    assert [(r["id"], r["reviewed_label"]) for r in row] == [(scan_id, "tumor")]
+    from webapp.access import Viewer
+    from webapp.queries.batches import scan_rows
+
+    with session_scope() as db:
+        first = scan_rows(db, Viewer(0, "admin"), seeded.mine)[0]
+    assert (first["reviewed_label"], first["reviewed_by"], first["note"]) == ("tumor", "screener",
+                                                                              "second look: agree")
+    unreviewed = tiles(montage(client, dash_app, **{"montage-label__value": "not_reviewed"}))
+    assert len(unreviewed) == 11 and str(scan_id) not in {t["data-scan"] for t in unreviewed}
+    by_review = tiles(montage(client, dash_app, **{"montage-colour__value": "reviewed",
+                                                   "montage-label__value": "tumor"}))
+    assert [(int(t["data-scan"]), t["data-label"]) for t in by_review] == [(scan_id, "tumor")]
 
 
 def test_review_refusals_say_why(dash_app, client_for, seeded) -> None:

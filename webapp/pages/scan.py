@@ -9,14 +9,13 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html, no_update
 
 from core.db import session_scope
-from webapp.access import SCREENING_ROLES, current_viewer, parse_id
+from webapp.access import REVIEW_ROLES, SCREENING_ROLES, current_viewer, parse_id
 from webapp.auth import client_address
 from webapp.figures.screening import probability_gauge
 from webapp.queries.scans import ReviewRefused, record_review, review_history, scan_detail
 from webapp.security import guard_layout, secure_callback
 
 ROLES = SCREENING_ROLES
-REVIEW_ROLES = ("screener", "admin")
 dash.register_page(__name__, path_template="/scans/<scan_id>", name="Scan", title="Scan · TumorScreen",
                    roles=ROLES, order=51, nav=False)
 

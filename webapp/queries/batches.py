@@ -125,30 +125,36 @@ def scan_rows(db: Session, viewer: Viewer, batch_id: int) -> list[dict[str, Any]
     if batch is None:
         return None
     latest_prediction = latest_per_scan(Prediction, Scan.batch_id == batch_id)
-    latest_review = latest_per_scan(Review, Scan.batch_id == batch_id)
+    # The label a reviewer confirmed last, and the last note, which may come from a later review.
+    latest_label = latest_per_scan(Review, (Scan.batch_id == batch_id) & Review.confirmed_label.is_not(None))
+    latest_note = latest_per_scan(Review, (Scan.batch_id == batch_id) & Review.note.is_not(None))
     original = aliased(Scan)
+    labelled = aliased(Review)
+    noted = aliased(Review)
     reviewer = aliased(User)
     result = db.execute(
         select(Scan.id, Scan.position, Scan.filename, Scan.status, Scan.sha256, Scan.format, Scan.modality,
                Scan.size_bytes, Scan.error, Scan.thumbnail_blob, original.filename, original.batch_id,
                Prediction.probability, Prediction.label, Prediction.needs_review, ModelVersion.version,
-               ModelVersion.threshold, Review.confirmed_label, Review.note, Review.created_at,
-               reviewer.username)
+               ModelVersion.threshold, labelled.confirmed_label, labelled.created_at, reviewer.username,
+               noted.note)
         .select_from(Scan)
         .outerjoin(original, original.id == Scan.duplicate_of_id)
         .outerjoin(latest_prediction, latest_prediction.c.scan_id == Scan.id)
         .outerjoin(Prediction, Prediction.id == latest_prediction.c.id)
         .outerjoin(ModelVersion, ModelVersion.id == Prediction.model_version_id)
-        .outerjoin(latest_review, latest_review.c.scan_id == Scan.id)
-        .outerjoin(Review, Review.id == latest_review.c.id)
-        .outerjoin(reviewer, reviewer.id == Review.user_id)
+        .outerjoin(latest_label, latest_label.c.scan_id == Scan.id)
+        .outerjoin(labelled, labelled.id == latest_label.c.id)
+        .outerjoin(reviewer, reviewer.id == labelled.user_id)
+        .outerjoin(latest_note, latest_note.c.scan_id == Scan.id)
+        .outerjoin(noted, noted.id == latest_note.c.id)
         .where(Scan.batch_id == batch_id)
         .order_by(Scan.position, Scan.id)
     )
     rows = []
     for (scan_id, position, filename, status, sha256, fmt, modality, size_bytes, error, thumb, dup_name,
-         dup_batch, probability, label, needs_review, version, threshold, reviewed_label, note, reviewed_at,
-         reviewer_name) in result:
+         dup_batch, probability, label, needs_review, version, threshold, reviewed_label, reviewed_at,
+         reviewer_name, note) in result:
         if status == "duplicate" and not error:
             error = f"duplicate of {dup_name}" + (f" (batch {dup_batch})" if dup_batch != batch_id else "")
         rows.append({
@@ -163,7 +169,7 @@ def scan_rows(db: Session, viewer: Viewer, batch_id: int) -> list[dict[str, Any]
             "probability": round(probability, 4) if probability is not None else None,
             "label": label or "",
             "needs_review": bool(needs_review) if needs_review is not None else None,
-            "reviewed_label": reviewed_label or ("note only" if note else ""),
+            "reviewed_label": reviewed_label or "",
             "reviewed_by": reviewer_name or "",
             "reviewed_at": _iso(reviewed_at),
             "note": note or "",

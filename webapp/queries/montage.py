@@ -16,7 +16,8 @@ from webapp.queries.batches import latest_per_scan
 @dataclass(frozen=True)
 class MontageFilter:
     batch_id: int | None = None
-    label: str = "any"  # any | tumor | no_tumor (the label shown: reviewed when colouring by review)
+    # any | tumor | no_tumor (the label shown: the reviewed one when colouring by review) | not_reviewed
+    label: str = "any"
     needs_review: bool = False
     date_from: date | None = None
     date_to: date | None = None
@@ -29,7 +30,7 @@ def montage_rows(db: Session, viewer: Viewer, flt: MontageFilter) -> list[dict[s
     if flt.batch_id is not None:
         visible = visible & (Scan.batch_id == flt.batch_id)
     prediction = latest_per_scan(Prediction, visible)
-    review = latest_per_scan(Review, visible)
+    review = latest_per_scan(Review, visible & Review.confirmed_label.is_not(None))
     query = (
         select(Scan.id, Scan.batch_id, Scan.filename, Prediction.probability, Prediction.label,
                Prediction.needs_review, Prediction.feature_x, Prediction.feature_y, Review.confirmed_label)
@@ -53,7 +54,9 @@ def montage_rows(db: Session, viewer: Viewer, flt: MontageFilter) -> list[dict[s
     rows = []
     for scan_id, batch_id, name, probability, label, needs_review, fx, fy, reviewed in db.execute(query):
         shown = (reviewed or "not_reviewed") if flt.colour_by == "reviewed" else label
-        if flt.label != "any" and shown != flt.label:
+        if flt.label == "not_reviewed" and reviewed:
+            continue
+        if flt.label in ("tumor", "no_tumor") and shown != flt.label:
             continue
         rows.append({"id": scan_id, "batch": batch_id, "file": name, "p": round(probability, 4),
                      "label": label, "reviewed": reviewed or "", "shown": shown,
