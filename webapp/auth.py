@@ -143,8 +143,15 @@ def _wants_html_page() -> bool:
     )
 
 
+def _public_stylesheet() -> bool:
+    # The login page's own stylesheets: static files of the app, the same for everyone. Refused,
+    # they came back as a 401 page that the browser will not apply, and the login form was unstyled.
+    return request.method in ("GET", "HEAD") and request.path.startswith("/assets/") and \
+        request.path.endswith(".css") and ".." not in request.path
+
+
 def require_login() -> Any:
-    if request.path in PUBLIC_PATHS or current_user.is_authenticated:
+    if request.path in PUBLIC_PATHS or current_user.is_authenticated or _public_stylesheet():
         return None
     if _wants_html_page():
         return redirect(f"/login?next={request.full_path.rstrip('?')}")
