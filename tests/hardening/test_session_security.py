@@ -197,3 +197,36 @@ def test_a_database_error_in_a_callback_or_route_shows_only_a_generic_message(da
     _assert_generic(route, caplog)
     callback = fire(client, dash_app, "batch-grid.rowData", state={"batch-id.data": seeded.mine})
     _assert_generic(callback, caplog)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_every_page_works_in_a_browser_under_the_content_security_policy(make_env, start_web, page) -> None:
+    """Dash needs inline and eval'd scripts; the policy allows exactly that much. A violation shows up
+    in the console ("Refused to ... Content Security Policy"); a page broken by one fails to render."""
+    from tests.conftest import browser_login
+    from tests.webapp.conftest import create_role_users
+    from tests.webapp.screening_support import seed_two_screeners
+
+    env = make_env()
+    create_role_users()
+    seeded = seed_two_screeners(n_scans=4, n_rejected=1)
+    _, base = start_web(env)
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(f"console {message.type}: {message.text}")
+            if message.type == "error" or "Content Security Policy" in message.text else None)
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("response", lambda response: problems.append(f"{response.status} {response.url}")
+            if response.status >= 400 else None)
+    browser_login(page, base, "admin", PASSWORDS["admin"])
+    paths = ["/", "/screen", "/batches", f"/batches/{seeded.mine}", f"/scans/{seeded.my_scans[0]}", "/montage",
+             f"/reports/{seeded.mine}", "/data", "/performance", "/roi", "/admin/datasets", "/admin/models",
+             "/admin/training", "/admin/audit", "/admin/users"]
+    for path in paths:
+        response = page.goto(f"{base}{path}")
+        assert response.status == 200, path
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        page.wait_for_selector("#nav-user")
+        page.wait_for_load_state("networkidle")
+        assert "Not allowed" not in page.inner_text("body"), path
+    assert problems == [], "\n".join(problems)
