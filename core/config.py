@@ -72,6 +72,8 @@ class Settings:
     login_max_failures: int
     login_window_s: int
     admin_password: str | None = field(default=None, repr=False)
+    # Reverse proxies in front of the web process whose X-Forwarded-For/-Proto are trusted.
+    proxy_hops: int = 0
 
     @property
     def is_production(self) -> bool:
@@ -122,6 +124,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "TUMORSCREEN_LOGIN_MAX_FAILURES": ("5", "failed logins per account or address before lock-out"),
     "TUMORSCREEN_LOGIN_WINDOW_S": ("900", "window for counting failed logins"),
     "TUMORSCREEN_ADMIN_PASSWORD": ("random, printed once", "password of the `admin` user created on first run"),
+    "TUMORSCREEN_PROXY_HOPS": ("1 on Heroku, else 0", "reverse proxies whose X-Forwarded-For is trusted (client address for login throttling)"),
 }
 
 
@@ -162,6 +165,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_max_failures=_int(env, "TUMORSCREEN_LOGIN_MAX_FAILURES", 5),
         login_window_s=_int(env, "TUMORSCREEN_LOGIN_WINDOW_S", 900),
         admin_password=env.get("TUMORSCREEN_ADMIN_PASSWORD") or None,
+        # Heroku's router is one proxy and appends the client's address; elsewhere nothing is
+        # trusted unless configured, so that a client cannot pick its own address.
+        proxy_hops=_int(env, "TUMORSCREEN_PROXY_HOPS", 1 if env.get("DYNO") else 0),
     )
 
 

@@ -10,6 +10,7 @@ import dash
 import dash_bootstrap_components as dbc
 import sqlalchemy.exc
 from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.config import Settings, get_settings
 from webapp.auth import init_auth
@@ -21,6 +22,11 @@ log = logging.getLogger("tumorscreen.web")
 
 
 def _configure_server(server: Flask, settings: Settings) -> None:
+    if settings.proxy_hops:
+        # Behind Heroku's router every request comes from the router's address: without this, the
+        # per-address login throttle would count every user's failures together and lock all out.
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=settings.proxy_hops,  # type: ignore[method-assign]
+                                   x_proto=settings.proxy_hops)
     server.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
