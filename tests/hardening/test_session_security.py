@@ -230,3 +230,26 @@ def test_every_page_works_in_a_browser_under_the_content_security_policy(make_en
         page.wait_for_load_state("networkidle")
         assert "Not allowed" not in page.inner_text("body"), path
     assert problems == [], "\n".join(problems)
+
+
+@pytest.mark.parametrize("hops, separate", [(0, False), (1, True)])
+def test_the_throttled_address_is_the_clients_behind_a_trusted_proxy_only(make_env, hops, separate) -> None:
+    """Behind Heroku's router (one trusted hop) two users are two addresses; with no trusted proxy a
+    client cannot dodge the throttle by sending X-Forwarded-For."""
+    from core.config import get_settings
+    from tests.webapp.conftest import create_role_users
+    from webapp.app import create_app
+
+    make_env(TUMORSCREEN_LOGIN_MAX_FAILURES="1", TUMORSCREEN_PROXY_HOPS=str(hops))
+    create_role_users()
+    assert get_settings().proxy_hops == hops
+    app = create_app()
+    app.server.testing = True
+    attacker = app.server.test_client()
+    for index in range(4):  # the address limit: 4 × 1
+        attacker.environ_base.update(REMOTE_ADDR="10.1.1.1", HTTP_X_FORWARDED_FOR=f"203.0.113.{7 + 10 * index}"
+                                     if not separate else "203.0.113.7")
+        assert login(attacker, f"nobody{index}", "guess-guess-1").status_code == 401
+    colleague = app.server.test_client()
+    colleague.environ_base.update(REMOTE_ADDR="10.1.1.1", HTTP_X_FORWARDED_FOR="198.51.100.20")
+    assert login(colleague, "screener", PASSWORDS["screener"]).status_code == (302 if separate else 429)
