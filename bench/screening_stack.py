@@ -58,7 +58,7 @@ def screening_stack(model_dir: Path, **settings: str) -> Iterator[dict]:
     import psycopg
     import redis
 
-    name = f"ts_bench_{secrets.token_hex(4)}"
+    name = f"screening_bench_{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
