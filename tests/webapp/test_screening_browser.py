@@ -98,9 +98,20 @@ def test_a_screener_uploads_reviews_filters_and_exports(make_env, start_worker, 
     page.wait_for_function("document.querySelector('#screen-progress').innerText.trim() === '100%'", timeout=60_000)
     assert page.inner_text("#screen-status").startswith("done with errors: 4 of 4 screened")
     screenshot(page, "screen")
+    first_counts = counts
 
-    # Results: every file in the table, a link to each scan.
-    page.click("#screen-results-link")
+    # The same good files again: a new batch that says they were screened before, and where.
+    page.set_input_files("#screen-upload input[type=file]", files=files[:2])
+    page.wait_for_selector("#screen-earlier", state="visible")
+    first_batch = first_counts.split(":")[0].removeprefix("Batch ")
+    assert page.inner_text("#screen-counts").endswith(": 2 accepted, 0 rejected, 0 duplicates.")
+    earlier = page.inner_text("#screen-earlier")
+    assert f"lesion.png: screened before in batch {first_batch}" in earlier
+    assert f"plain.png: screened before in batch {first_batch}" in earlier
+    page.wait_for_function("document.querySelector('#screen-progress').innerText.trim() === '100%'", timeout=60_000)
+    page.goto(base + f"/batches/{first_batch}")
+
+    # Results of the first batch: every file in the table, a link to each scan.
     page.wait_for_selector("#batch-grid .ag-row")
     page.wait_for_function("document.querySelector('#batch-shown').innerText === 'Showing 7 of 7 files.'")
     batch_url = page.url

@@ -66,6 +66,7 @@ def test_upload_reports_accepted_rejected_and_duplicates_then_progress(dash_app,
     assert "a-copy.png: same bytes as a.png" in result
     assert out["screen-batch"]["data"] == batch.id
     assert out["screen-poll"]["disabled"] is False
+    assert out["screen-upload"]["contents"] is None  # ready for the next drop, even of the same files
 
     # No worker runs here: the batch waits in the queue, and the bar says so without claiming progress.
     poll = response_of(fire(client, dash_app, "screen-progress.value", {"screen-poll.n_intervals": 1},

@@ -107,6 +107,9 @@ def outcome_panel(batch_id: int, accepted: int, rejected: list[tuple[str, str]],
     Output("screen-batch", "data"),
     Output("screen-poll", "disabled"),
     Output("screen-progress-box", "style"),
+    # Emptied after each upload: the browser lets go of the base64 copy, and dropping the same files
+    # again is a new upload (reported as screened before), not an unchanged value.
+    Output("screen-upload", "contents"),
     Input("screen-upload", "contents"),
     State("screen-upload", "filename"),
     prevent_initial_call=True,
@@ -116,7 +119,7 @@ def upload(contents: list[str] | None, filenames: list[str] | None) -> tuple:
     from worker.intake import BatchRefused, IntakeFile, submit_batch
 
     if not contents:
-        return no_update, no_update, no_update, no_update
+        return no_update, no_update, no_update, no_update, no_update
     names = filenames or []
     files, unreadable = [], []
     for index, item in enumerate(contents):
@@ -128,20 +131,20 @@ def upload(contents: list[str] | None, filenames: list[str] | None) -> tuple:
             files.append(IntakeFile(name=name, data=data))
     if unreadable:
         message = f"The upload of {', '.join(unreadable)} was garbled; nothing was stored. Try again."
-        return dbc.Alert(message, color="danger", id="screen-error"), None, True, {"display": "none"}
+        return dbc.Alert(message, color="danger", id="screen-error"), None, True, {"display": "none"}, None
     viewer = current_viewer()
     try:
         result = submit_batch(files, viewer.user_id if viewer else None, source="web")
     except BatchRefused as refusal:
         message = f"Nothing was stored: {refusal}."
-        return dbc.Alert(message, color="danger", id="screen-error"), None, True, {"display": "none"}
+        return dbc.Alert(message, color="danger", id="screen-error"), None, True, {"display": "none"}, None
     with session_scope() as db:
         earlier = earlier_screenings(db, viewer, result.batch_id) if viewer else []
     panel = outcome_panel(result.batch_id, result.accepted, result.rejected, result.duplicates, earlier)
     if not result.enqueued and result.accepted:
         panel.append(dbc.Alert("The queue is unreachable right now; the batch is stored and will be screened "
                                "as soon as it is back.", color="warning"))
-    return panel, result.batch_id, False, {"display": "block"}
+    return panel, result.batch_id, False, {"display": "block"}, None
 
 
 @secure_callback(
