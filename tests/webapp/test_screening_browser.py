@@ -134,6 +134,14 @@ def test_a_screener_uploads_reviews_filters_and_exports(make_env, start_worker, 
     page.wait_for_selector("#scan-review-message:has-text('Confirmed tumor.')")
     assert "screener confirmed tumor" in page.inner_text("#scan-history")
     screenshot(page, "scan-viewer")
+    for expected in ("plain.png", "slice.jpg", "ct.dcm"):  # next → walks the batch in upload order
+        page.click("#scan-next")
+        page.wait_for_function(f"document.querySelector('#scan-title')?.innerText === {expected!r}")
+    dicom = page.inner_text("#scan-dicom")
+    assert "modality\tCT" in dicom and "rescale intercept\t-1024" in dicom
+    assert "de-identification\twhitelist" in dicom and "PatientName" not in dicom
+    page.click("#scan-prev")
+    page.wait_for_function("document.querySelector('#scan-title')?.innerText === 'slice.jpg'")
     from core.db import session_scope
     from core.models import Prediction, Review
 

@@ -50,15 +50,17 @@ def display_dicom_fields(fields: dict[str, Any] | None) -> list[tuple[str, str]]
     rows = []
     for key in sorted(fields):
         value = fields[key]
+        if value is None or value == "":
+            continue  # an element the file did not carry
         if key == "deidentification" and isinstance(value, dict):
             rows.append(("de-identification", f"{value.get('method', '')} "
                                               f"({value.get('removed_count', 0)} elements removed)".strip()))
         elif isinstance(value, (list, tuple)):
-            rows.append((key, ", ".join(str(v) for v in value)))
+            rows.append((key.replace("_", " "), ", ".join(str(v) for v in value)))
         elif isinstance(value, dict):
-            rows.append((key, ", ".join(f"{k}={v}" for k, v in value.items())))
+            rows.append((key.replace("_", " "), ", ".join(f"{k}={v}" for k, v in value.items())))
         else:
-            rows.append((key, str(value)))
+            rows.append((key.replace("_", " "), str(value)))
     return rows
 
 
