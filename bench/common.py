@@ -1,0 +1,42 @@
+"""What every benchmark shares: a plain-text table on stdout and a JSON record under bench/results/."""
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+WORK = Path(__file__).resolve().parents[1] / "var" / "bench"
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+    return str(value)
+
+
+def print_table(headers: list[str], rows: list[list]) -> None:
+    cells = [headers] + [[fmt(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    line = "  ".join("-" * w for w in widths)
+    print(line)
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            print(line)
+    print(line)
+
+
+def write_results(name: str, data: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    record = {"benchmark": name, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()}, **data}
+    path.write_text(json.dumps(record, indent=2, default=float))
+    print(f"results written to {path}")
+    return path
