@@ -13,7 +13,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     TUMORSCREEN_DATA_DIR=/home/tumorscreen/var \
+    PYTHONPATH=/app \
     PORT=8050
+# PYTHONPATH: `celery -A` puts the app folder on sys.path only while it loads the app, so processes
+# that dataset preparation spawns on the trainer could not import `ml` without it.
 # Scans, heatmaps and models live in PostgreSQL; the data folder only caches the active model.
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin tumorscreen
 WORKDIR /app
