@@ -125,8 +125,13 @@ def reconfigure(settings: Settings) -> None:
     """
     import threading
 
+    from kombu import pools
+
     if celery_app._pool is not None:
         celery_app._pool.force_close_all()
+    # Kombu keeps producer pools in a process-wide registry keyed by broker URL: without this, the
+    # next app configured with the same URL would get back the pool closed just above.
+    pools.reset()
     celery_app.conf.update(celery_config(settings))
     celery_app._pool = None
     celery_app._backend_cache = None
