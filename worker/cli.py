@@ -5,7 +5,7 @@
   models [--json]                         model versions with status and key metrics
   promote VERSION [--force]               make a version active (the gate applies unless --force)
   rollback                                re-activate the previous version
-  first-run                               train and promote a first model if none exists
+  first-run [--count N] [--epochs N] [--image-size N]   train and promote a first model if none exists
   sweep                                   one sweeper pass (re-send stuck batches, fail lost runs)
 """
 from __future__ import annotations
@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     rollback.set_defaults(handler=cmd_rollback)
 
     first = commands.add_parser("first-run", help="train and promote a first model if none exists")
+    first.add_argument("--count", type=int, help="synthetic slices to generate (default 600)")
+    first.add_argument("--epochs", type=int, help="training epochs (default 10)")
+    first.add_argument("--image-size", type=int, help="model input side in pixels (default 128)")
     first.set_defaults(handler=cmd_first_run)
 
     sweep = commands.add_parser("sweep", help="one sweeper pass")
@@ -251,8 +254,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_first_run(args: argparse.Namespace) -> int:
     from worker.first_run import first_run
 
+    from worker.first_run import FIRST_RUN_SLICES
+
+    settings = {key: value for key, value in (("epochs", args.epochs), ("image_size", args.image_size))
+                if value is not None}
     try:
-        first_run(progress=lambda line: print(line, flush=True))
+        first_run(count=args.count or FIRST_RUN_SLICES, settings=settings,
+                  progress=lambda line: print(line, flush=True))
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
