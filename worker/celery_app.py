@@ -6,6 +6,7 @@ time, on its own worker so a training run never delays screening).
 from __future__ import annotations
 
 import ssl
+import sys
 from typing import Any
 
 import kombu.exceptions
@@ -13,7 +14,12 @@ import redis.exceptions
 import sqlalchemy.exc
 from celery import Celery
 
-from core.config import Settings, get_settings
+from core.config import PROJECT_ROOT, Settings, get_settings
+
+# `celery -A worker.celery_app` puts the working folder on sys.path only while it loads the app; the
+# processes that dataset preparation starts (forkserver) would then fail to import `ml`. Keep it.
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
 
 SCREENING_QUEUE = "screening"
 TRAINING_QUEUE = "training"
