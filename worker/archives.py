@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -67,7 +68,8 @@ def expand_zip(name: str, data: bytes, limits: ZipLimits) -> Expanded:
             if reason is None:
                 try:
                     content = archive.read(info)
-                except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as error:
+                except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError, ValueError,
+                        zlib.error) as error:  # a corrupt archive fails in any of these ways
                     reason = f"unreadable ZIP member ({type(error).__name__}: {error})"
                 else:
                     if is_zip(content):
