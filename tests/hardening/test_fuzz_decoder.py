@@ -160,3 +160,16 @@ def test_zip_expansion_answers_files_and_refusals(data: bytes) -> None:
         assert name.startswith("upload.zip/") and len(content) <= limits.max_member_bytes
     for name, reason in expanded.refused:
         assert reason and name.startswith("upload.zip")
+
+
+def test_a_zip_whose_directory_offset_is_one_byte_off_is_a_refusal_not_a_crash() -> None:
+    """Found by the fuzz above: zipfile raised ValueError ("negative seek value -1") out of intake."""
+    from worker.archives import ZipLimits, expand_zip
+
+    data = bytearray(_zip([("a.png", head_png(3, 48))], compression=0))
+    end = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<I", data, end + 16, struct.unpack_from("<I", data, end + 16)[0] + 1)
+    limits = ZipLimits(max_members=50, max_uncompressed_bytes=2**24, max_ratio=100, max_member_bytes=2**21)
+    expanded = expand_zip("upload.zip", bytes(data), limits)
+    assert expanded.files == []
+    assert expanded.refused == [("upload.zip/a.png", "unreadable ZIP member (ValueError: negative seek value -1)")]
