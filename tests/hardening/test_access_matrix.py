@@ -126,6 +126,7 @@ def _route_url(rule: str, seeded, client) -> str:
             "/<path:path>": "/batches", "/_reload-hash": "/_reload-hash"}.get(rule, rule)
 
 
+@pytest.mark.slow
 def test_every_route_answers_each_role_as_designed(dash_app, client_for) -> None:
     seeded = seed_two_screeners()
     rules = {(rule.rule, method) for rule in dash_app.server.url_map.iter_rules()

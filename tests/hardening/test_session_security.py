@@ -170,7 +170,7 @@ def _break_the_database() -> None:
     from core.db import get_engine
 
     with get_engine().begin() as conn:
-        conn.execute(text("DROP TABLE predictions"))
+        conn.execute(text("DROP TABLE predictions CASCADE"))
 
 
 def _assert_generic(response, caplog) -> None:
@@ -178,19 +178,25 @@ def _assert_generic(response, caplog) -> None:
     assert response.status_code == 500
     match = GENERIC_ERROR.match(body.strip())
     assert match, body[:500]
-    for leak in ("Traceback", "sqlalchemy", "SELECT", "predictions", "sqlite", "File \""):
+    for leak in ("Traceback", "sqlalchemy", "SELECT", "predictions", "psycopg", "sqlite", "File \""):
         assert leak not in body
     request_id = match.group(1)
     assert response.headers["X-Request-ID"] == request_id
     assert any(request_id in record.getMessage() for record in caplog.records), "the log names the request"
 
 
-def test_a_database_error_in_a_callback_or_route_shows_only_a_generic_message(dash_app, client_for, caplog) -> None:
+def test_a_database_error_in_a_callback_or_route_shows_only_a_generic_message(make_env, caplog) -> None:
+    """On PostgreSQL a missing table is a ProgrammingError: a bug, not an outage (that is 503)."""
+    from tests.webapp.conftest import create_role_users
     from tests.webapp.screening_support import seed_two_screeners
+    from webapp.app import create_app
 
+    make_env(database="postgres")
+    create_role_users()
     seeded = seed_two_screeners()
-    dash_app.server.testing = False  # as in production: exceptions go to the error handler
-    client = client_for("screener")
+    dash_app = create_app()  # not in testing mode, as in production: exceptions go to the error handler
+    client = dash_app.server.test_client()
+    assert login(client, "screener", PASSWORDS["screener"]).status_code == 302
     _break_the_database()
     caplog.set_level(logging.ERROR)
     route = client.get(f"/batches/{seeded.mine}/export.csv")
