@@ -142,6 +142,7 @@ def test_real_uploads_through_the_web_server_three_times_keep_memory_bounded(
             assert web.alive() and worker.alive()
             web_rss.append(sum(tree_rss_mib(web.pid).values()))
             worker_rss.append(sum(tree_rss_mib(worker.pid).values()))
+    print(f"resident MiB after each round: web {web_rss}, worker {worker_rss}")
     # Everything a hostile file costs is freed with its request or chunk: the third round may not
     # need much more memory than the first (allocator noise and caches warming up aside).
     assert web_rss[2] - web_rss[0] < 60, web_rss
