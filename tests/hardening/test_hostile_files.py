@@ -145,8 +145,8 @@ def test_real_uploads_through_the_web_server_three_times_keep_memory_bounded(
     print(f"resident MiB after each round: web {web_rss}, worker {worker_rss}")
     # Everything a hostile file costs is freed with its request or chunk: the third round may not
     # need much more memory than the first (allocator noise and caches warming up aside).
-    assert web_rss[2] - web_rss[0] < 60, web_rss
-    assert worker_rss[2] - worker_rss[0] < 60, worker_rss
+    assert web_rss[2] - web_rss[0] < 60 and web_rss[2] - web_rss[1] < 25, web_rss
+    assert worker_rss[2] - worker_rss[0] < 60 and worker_rss[2] - worker_rss[1] < 25, worker_rss
     assert max(rss_mib(pid) for pid in tree_rss_mib(web.pid)) < 400, web_rss
     assert "Traceback" not in web.log(), web.log()[-3000:]
 
