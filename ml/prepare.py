@@ -207,7 +207,11 @@ def _results(tasks: list[_Task], processes: int) -> Iterator[dict[str, Any]]:
         return
     # forkserver, not fork: forking a process whose OpenCV or TensorFlow threads are running can
     # deadlock the child.
-    with multiprocessing.get_context("forkserver").Pool(processes) as pool:
+    context = multiprocessing.get_context("forkserver")
+    # The fork server gets the parent's sys.path only when it has modules to preload; without it, a
+    # parent that found `ml` through a path set at run time (a Celery worker) has children that cannot.
+    context.set_forkserver_preload(["ml.prepare"])
+    with context.Pool(processes) as pool:
         yield from pool.imap(_process, tasks, chunksize=16)
 
 
