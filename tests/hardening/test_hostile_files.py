@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from ml.errors import sanitise_name
-from tests.conftest import BIN, PYTHON, ROOT, wait_for
+from tests.conftest import PYTHON, ROOT
 from tests.hardening.corpus import MAX_FILE_MB, Item, expected_outcomes, good_count, head_png, hostile_corpus
 from tests.webapp.conftest import PASSWORDS, create_role_users
-from tests.worker.conftest import batch_state, install_model, wait_for_final
+from tests.worker.conftest import install_model, wait_for_final
 
 LIMITS = {"TUMORSCREEN_MAX_FILE_MB": str(MAX_FILE_MB)}
 LONG_MEMBER = re.compile(r"^names\.zip/x+…x+\.png$")
