@@ -18,7 +18,8 @@ from typing import Any
 
 from core.config import Settings, get_settings
 from core.db import session_scope
-from core.models import Batch, Scan, utcnow
+from core import audit
+from core.models import Batch, Scan, User, utcnow
 from core.storage import blob_store
 from ml.errors import RejectedFile, sanitise_name
 from ml.normalise import prepare_image
@@ -209,6 +210,11 @@ def _store(outcomes: list[tuple[str, int, str | None, _Prepared | str | int]], u
         if accepted == 0:
             batch.status, batch.error, batch.finished_at = "failed", NO_FILE_ACCEPTED, utcnow()
         batch_id = batch.id
+        # The upload's audit entry commits with the batch: one cannot exist without the other.
+        audit.record(session, "upload", user=session.get(User, user_id) if user_id else None,
+                     username=source if user_id is None else None, target=f"batch {batch_id}",
+                     details={"files": len(outcomes), "accepted": accepted, "rejected": len(rejected),
+                              "duplicates": len(duplicates), "via": source})
     log.info("batch %s: %s accepted, %s rejected, %s duplicates", batch_id, accepted, len(rejected),
              len(duplicates))
     return IntakeResult(batch_id, accepted, rejected, duplicates)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from core.db import session_scope
 from core.models import AuditEntry, Dataset, ModelVersion, TrainingRun, User
-from tests.factories import make_batch, make_model_version
+from tests.factories import make_model_version
 from tests.webapp.admin_factories import make_prepared_dataset, make_run
 from tests.webapp.conftest import parse_outputs
 from tests.webapp.dash_calls import call, find_by_id, outputs, text_of
@@ -153,10 +153,14 @@ def test_audit_log_filters_by_category(dash_app, client_for) -> None:
     assert out["audit-grid"]["rowData"] == []
 
 
-def test_audit_log_lists_uploads_from_the_batches_table(dash_app, client_for) -> None:
+def test_audit_log_lists_uploads_written_by_intake(dash_app, client_for) -> None:
+    from tests.builders import make_head_slice, make_png
+    from worker.intake import IntakeFile, submit_batch
+
     with session_scope() as db:
-        screener = db.scalar(select(User).where(User.username == "screener"))
-        batch_id = make_batch(db, screener, make_model_version(db), n_scans=3, n_rejected=1).id
+        screener_id = db.scalar(select(User.id).where(User.username == "screener"))
+    files = [IntakeFile(f"slice{i}.png", make_png(make_head_slice(seed=i))) for i in range(3)]
+    batch_id = submit_batch(files + [IntakeFile("notes.png", b"not an image")], screener_id).batch_id
     today = datetime.now(timezone.utc).date().isoformat()
     out = outputs(call(client_for("admin"), dash_app, "audit-grid.rowData",
                        {"audit-category.value": "uploads", "audit-range.start_date": today,
