@@ -376,6 +376,6 @@ def _report(src: Path, out: Path, files: list[tuple[str, str, str]], mapping: An
             "groups_crossing_splits": sum(1 for s in group_splits.values() if len(s) > 1),
         },
         "timings": {key: round(value, 2) for key, value in timings.items()},
-        "outputs": {"metadata": "metadata.csv", "images": f"images/<split>/<label>/<stem>.png",
+        "outputs": {"metadata": "metadata.csv", "images": "images/<split>/<label>/<stem>.png",
                     "rows": len(rows)},
     }

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import dash
-import dash_bootstrap_components as dbc
 import sqlalchemy.exc
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from core.db import session_scope
-from core.models import LoginFailure, User
+from core.models import LoginFailure
 from core.users import UserError, authenticate, create_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 
 def test_password_is_hashed_with_argon2(db_env) -> None:

@@ -6,7 +6,6 @@ import glob
 import re
 import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 

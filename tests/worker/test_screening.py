@@ -8,8 +8,7 @@ import zipfile
 import pytest
 
 from tests.builders import make_dicom, make_head_slice, make_jpeg, make_png
-from tests.conftest import wait_for
-from tests.worker.conftest import batch_state, install_model, wait_for_final
+from tests.worker.conftest import install_model, wait_for_final
 
 
 def _zip(members: dict[str, bytes]) -> bytes:

@@ -34,7 +34,7 @@ def test_a_batch_never_enqueued_or_stale_is_sent_again_and_a_fresh_one_is_not(ma
     from core.models import utcnow
     from worker.sweeper import sweep
 
-    fresh = _batch(env, enqueued=True)
+    _batch(env, enqueued=True)  # fresh: enqueued just now, must not be re-sent
     never_sent = _batch(env, enqueued=False)
     stale = _batch(env, enqueued=True)
     an_hour_ago = utcnow() - timedelta(hours=1)

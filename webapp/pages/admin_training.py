@@ -175,7 +175,7 @@ def show_progress(_n: int | None, run_id: int | None) -> tuple:
     if progress.error:
         lines.append(html.Div(progress.error, className="text-danger", id="train-error"))
     if progress.candidate:
-        lines.append(html.Div([f"Candidate registered: ",
+        lines.append(html.Div(["Candidate registered: ",
                                dcc.Link(progress.candidate, href="/admin/models", id="train-candidate"),
                                f" ({progress.candidate_status})"]))
     settings = ", ".join(f"{k} {v}" for k, v in progress.settings.items()
