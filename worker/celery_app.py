@@ -95,10 +95,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         }
         config["redis_socket_connect_timeout"] = 2
         config["redis_socket_timeout"] = 10
-        if settings.redis_url.startswith("rediss://"):
-            # Heroku Redis presents a self-signed certificate.
-            config["broker_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_NONE}
-            config["redis_backend_use_ssl"] = {"ssl_cert_reqs": ssl.CERT_NONE}
+        # Heroku Redis presents a self-signed certificate. Set either way, so that `reconfigure` from a
+        # rediss:// URL to a plain one does not keep TLS on (the handshake would hang on a plain server).
+        tls = {"ssl_cert_reqs": ssl.CERT_NONE} if settings.redis_url.startswith("rediss://") else None
+        config["broker_use_ssl"] = tls
+        config["redis_backend_use_ssl"] = tls
     else:
         folder = settings.broker_folder
         for sub in ("queue", "processed", "control"):

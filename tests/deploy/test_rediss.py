@@ -28,7 +28,7 @@ def test_rediss_url_gives_tls_without_certificate_check_to_broker_and_backend() 
 
 def test_plain_redis_url_gets_no_tls_options() -> None:
     config = celery_config(load_settings({"REDIS_URL": "redis://localhost:6379/0", "SECRET_KEY": "k"}))
-    assert "broker_use_ssl" not in config and "redis_backend_use_ssl" not in config
+    assert config["broker_use_ssl"] is None and config["redis_backend_use_ssl"] is None
 
 
 def test_celery_builds_a_tls_result_backend_from_the_rediss_url() -> None:
