@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8050
 
-.PHONY: run test test-fast install install-dev browser services migrate clean help
+.PHONY: run test screenshots install install-dev browser services migrate clean help
 
 help:
 	@echo "make run   - install, migrate, prepare a first model if none, start web (:$(PORT)) and worker"
@@ -39,6 +39,10 @@ services:
 
 test: install-dev browser services
 	$(BIN)/python -m pytest
+
+# The README's pictures: the browser tests, writing into docs/screenshots.
+screenshots: install-dev browser services
+	TUMORSCREEN_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -m browser
 
 clean:
 	rm -rf var .pytest_cache

@@ -52,6 +52,7 @@ def screenshot(page, name: str, full_page: bool = True) -> None:
     from tests.conftest import SCREENSHOTS
 
     page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     if full_page:
         save_screenshot(page, name)
