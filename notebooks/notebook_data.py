@@ -76,20 +76,8 @@ def prepared_folder(rebuild: bool = False) -> Path:
 
     folder = work_folder() / "prepared"
     if rebuild or not (folder / "metadata.csv").exists():
-        prepare_dataset(source_folder(), folder, size=image_size(), seed=0, **similarity())
+        prepare_dataset(source_folder(), folder, size=image_size(), seed=0)
     return folder
-
-
-def similarity() -> dict[str, float]:
-    """Thresholds for grouping look-alike slices and for calling two images copies. Real data: the
-    product's defaults (ml.duplicates). Synthetic slices are independent phantoms that look alike at
-    thumbnail scale, so the defaults would lump them into a few groups (and call many of them
-    cross-label copies); the trainer uses the same override for synthetic datasets."""
-    if real_data_folder():
-        return {}
-    from worker.dataset_preparation import SYNTHETIC_SIMILARITY
-
-    return dict(SYNTHETIC_SIMILARITY)
 
 
 def train_settings(**overrides):

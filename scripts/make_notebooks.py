@@ -53,13 +53,13 @@ mapping.as_report()"""),
 `ml.prepare.prepare_dataset` (the same code as `python -m ml prepare` and the admin page) decodes every
 file (PNG, JPEG, DICOM with a brain window), crops to the head, pads to a square, resizes and normalises;
 drops exact duplicates; groups near-duplicates (neighbouring slices of one patient look alike) and splits
-train/validation/test **by group**, stratified, so that no group straddles two splits. (For the synthetic
-set, `nd.similarity()` raises the grouping thresholds, as the trainer does for synthetic datasets: each
-phantom is a patient of its own.)"""),
+train/validation/test **by group**, stratified, so that no group straddles two splits. (The synthetic
+generator writes a `dataset.json` declaring its phantoms independent, so prepare groups them by exact
+copies only: each phantom is a patient of its own. The report says which rule it used.)"""),
     ("code", """from ml.prepare import prepare_dataset
 
 prepared = nd.work_folder() / "prepared"
-report = prepare_dataset(source, prepared, size=nd.image_size(), seed=0, **nd.similarity())
+report = prepare_dataset(source, prepared, size=nd.image_size(), seed=0)
 {key: report[key] for key in ("files", "exact_duplicates", "splits")}"""),
     ("md", "The same report, as written next to the data (`report.md`), so a run can be reproduced:"),
     ("code", """from IPython.display import Markdown

@@ -31,11 +31,9 @@ log = logging.getLogger(__name__)
 # Training archives are larger than uploads: many more members, same per-file and ratio rules.
 DATASET_ZIP_MEMBERS = 200_000
 SYNTHETIC_SIZE = 160  # side of generated slices; normalisation resizes them anyway
-# Similarity grouping exists to keep neighbouring slices of one patient in one split. Synthetic
-# slices are independent phantoms with known labels, yet alike at the 32-px thumbnail scale the
-# grouping compares (measured: 600 slices became one group, and 588 were excluded as cross-label
-# "near copies"). For them only (near-)exact copies count, unless the options say otherwise.
-SYNTHETIC_SIMILARITY = {"group_threshold": 0.999, "copy_threshold": 0.999}
+# Dataset options that override prepare's similarity thresholds. A synthetic set needs none: the
+# generator's dataset.json tells prepare its phantoms are independent (exact copies only).
+SIMILARITY_OPTIONS = ("group_threshold", "copy_threshold")
 
 Progress = Callable[[str], None]
 
@@ -69,9 +67,7 @@ def prepare(dataset_id: int, progress: Progress | None = None) -> Path:
         out = prepared_dir(dataset_id)
         if progress:
             progress(f"preparing dataset {dataset_id} from {src}")
-        similarity = {key: float(options[key]) for key in SYNTHETIC_SIMILARITY if key in options}
-        if kind == "synthetic":
-            similarity = {**SYNTHETIC_SIMILARITY, **similarity}
+        similarity = {key: float(options[key]) for key in SIMILARITY_OPTIONS if key in options}
         report = prepare_dataset(
             src, out, size=int(options.get("size") or get_settings().image_size), seed=int(options.get("seed", 0)),
             val_fraction=float(options.get("val_fraction", 0.15)), test_fraction=float(options.get("test_fraction", 0.15)),
