@@ -37,37 +37,12 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
+
+from bench.common import print_table, write_results  # noqa: E402  (after the path is set)
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PASSWORD = "load-test-password-1"
 FINAL = ("done", "done with errors", "failed")
-
-RESULTS = ROOT / "bench" / "results"
-
-
-def print_table(headers: list[str], rows: list[list]) -> None:
-    def fmt(value) -> str:
-        if isinstance(value, float):
-            return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
-        return str(value)
-
-    cells = [headers] + [[fmt(v) for v in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    rule = "  ".join("-" * w for w in widths)
-    print(rule)
-    for n, row in enumerate(cells):
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
-        if n == 0:
-            print(rule)
-    print(rule)
-
-
-def write_results(name: str, data: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"benchmark": name, "cpus": os.cpu_count(), **data}, indent=2, default=float))
-    print(f"results written to {path}")
-
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

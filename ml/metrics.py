@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-CALIBRATION_BINS = 15
+from ml.reliability import CALIBRATION_BINS, calibration_points, expected_calibration_error
+
 # Curves are stored for plotting; a few hundred points draw the same line as thousands.
 MAX_CURVE_POINTS = 400
 
@@ -27,21 +28,6 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, int]:
         "tn": int(np.sum(~y_true & ~y_pred)),
         "fn": int(np.sum(y_true & ~y_pred)),
     }
-
-
-def expected_calibration_error(y_true: np.ndarray, probability: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
-    """Mean |observed rate − mean probability| over equal-width bins, weighted by bin size."""
-    y_true = np.asarray(y_true, dtype=np.float64)
-    probability = np.asarray(probability, dtype=np.float64)
-    if y_true.size == 0:
-        raise ValueError("expected_calibration_error: no samples")
-    index = np.minimum((probability * bins).astype(int), bins - 1)
-    error = 0.0
-    for b in range(bins):
-        in_bin = index == b
-        if in_bin.any():
-            error += in_bin.sum() * abs(y_true[in_bin].mean() - probability[in_bin].mean())
-    return float(error / y_true.size)
 
 
 def _both_classes(y_true: np.ndarray) -> bool:
@@ -96,13 +82,5 @@ def curves(y_true: np.ndarray, probability: np.ndarray, bins: int = CALIBRATION_
         # precision_recall_curve's last point (recall 0, precision 1) has no threshold.
         precision, recall, pr_thresholds = _thin(precision[:-1], recall[:-1], pr_thresholds)
         result["pr"] = {"precision": precision, "recall": recall, "threshold": pr_thresholds}
-    index = np.minimum((probability * bins).astype(int), bins - 1)
-    mean_probability, observed, count = [], [], []
-    for b in range(bins):
-        in_bin = index == b
-        if in_bin.any():
-            mean_probability.append(float(probability[in_bin].mean()))
-            observed.append(float(y_true[in_bin].mean()))
-            count.append(int(in_bin.sum()))
-    result["calibration"] = {"mean_probability": mean_probability, "observed_rate": observed, "count": count}
+    result["calibration"] = calibration_points(y_true, probability, bins)
     return result

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import ModelVersion, Prediction, Review
+from ml.reliability import calibration_points
 
 # The metrics compared side by side, in the order shown, with their labels.
 METRICS: tuple[tuple[str, str], ...] = (
@@ -88,18 +89,6 @@ def pr_points(y_true: np.ndarray, probability: np.ndarray) -> dict[str, list[flo
         precision.append(float(np.sum(called & (y_true == 1)) / max(int(called.sum()), 1)))
         recall.append(float(np.sum(called & (y_true == 1)) / positives))
     return {"precision": precision, "recall": recall, "threshold": [float(t) for t in thresholds]}
-
-
-def calibration_points(y_true: np.ndarray, probability: np.ndarray, bins: int = 15) -> dict[str, list]:
-    index = np.minimum((probability * bins).astype(int), bins - 1)
-    mean_p, observed, count = [], [], []
-    for b in range(bins):
-        in_bin = index == b
-        if in_bin.any():
-            mean_p.append(float(probability[in_bin].mean()))
-            observed.append(float(y_true[in_bin].mean()))
-            count.append(int(in_bin.sum()))
-    return {"mean_probability": mean_p, "observed_rate": observed, "count": count}
 
 
 def version_curves(version: ModelVersion) -> dict[str, Any]:
