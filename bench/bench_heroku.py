@@ -16,7 +16,6 @@ batch, the trainer during a small training run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import secrets
@@ -31,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import open_every_page  # noqa: E402  (after the path is set)
 
 SLUG_LIMIT_MB = 500
 MiB = 1024 * 1024
@@ -243,19 +244,7 @@ def web_session(base: str) -> int:
                                              "next": "/"})
         if answer.status_code != 302:
             raise RuntimeError(f"login failed: {answer.status_code}")
-        layout = client.get("/_dash-layout")
-        layout.raise_for_status()
-        client.get("/_dash-dependencies").raise_for_status()
-        paths = sorted(set(re.findall(r'"href": "(/[^"]*)"', json.dumps(layout.json()))) | {"/"})
-        for path in paths:
-            client.post("/_dash-update-component", json={
-                "output": ".._pages_content.children..._pages_store.data..",
-                "outputs": [{"id": "_pages_content", "property": "children"},
-                            {"id": "_pages_store", "property": "data"}],
-                "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
-                           {"id": "_pages_location", "property": "search", "value": ""}],
-                "state": [], "changedPropIds": ["_pages_location.pathname"]})
-        return len(paths)
+        return open_every_page(client)
 
 
 def cmd_memory(args: argparse.Namespace) -> None:

@@ -7,7 +7,6 @@ and every registered page through Dash's router, then reads the resident memory 
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -20,6 +19,9 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import open_every_page  # noqa: E402  (after the path is set)
 BIN = Path(sys.executable).parent
 
 
@@ -50,16 +52,7 @@ def main() -> int:
         token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
         client.post("/login", data={"username": "bench", "password": "bench-password-1",
                                     "csrf_token": token, "next": "/"})
-        layout = client.get("/_dash-layout").json()
-        paths = sorted(set(re.findall(r'"href": "(/[^"]*)"', json.dumps(layout))) | {"/"})
-        for path in paths:
-            client.post("/_dash-update-component", json={
-                "output": ".._pages_content.children..._pages_store.data..",
-                "outputs": [{"id": "_pages_content", "property": "children"},
-                            {"id": "_pages_store", "property": "data"}],
-                "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
-                           {"id": "_pages_location", "property": "search", "value": ""}],
-                "state": [], "changedPropIds": ["_pages_location.pathname"]})
+        pages = open_every_page(client)
         master = psutil.Process(proc.pid)
         worker = master.children()[0]
         has_tf = "tensorflow" in " ".join(m.path for m in worker.memory_maps())
@@ -67,7 +60,7 @@ def main() -> int:
             "start_to_first_response_s": round(start_s, 2),
             "master_rss_mib": round(master.memory_info().rss / 2**20, 1),
             "worker_rss_mib": round(worker.memory_info().rss / 2**20, 1),
-            "pages_loaded": len(paths),
+            "pages_loaded": pages,
             "tensorflow_mapped": has_tf,
         }
     finally:

@@ -40,3 +40,23 @@ def write_results(name: str, data: dict) -> Path:
     path.write_text(json.dumps(record, indent=2, default=float))
     print(f"results written to {path}")
     return path
+
+
+def open_every_page(client) -> int:
+    """With a logged-in httpx client: load the layout, then every page in its navbar through Dash's
+    router, as a browser would. Returns how many pages were opened."""
+    import re
+
+    layout = client.get("/_dash-layout")
+    layout.raise_for_status()
+    client.get("/_dash-dependencies").raise_for_status()
+    paths = sorted(set(re.findall(r'"href": "(/[^"]*)"', json.dumps(layout.json()))) | {"/"})
+    for path in paths:
+        client.post("/_dash-update-component", json={
+            "output": ".._pages_content.children..._pages_store.data..",
+            "outputs": [{"id": "_pages_content", "property": "children"},
+                        {"id": "_pages_store", "property": "data"}],
+            "inputs": [{"id": "_pages_location", "property": "pathname", "value": path},
+                       {"id": "_pages_location", "property": "search", "value": ""}],
+            "state": [], "changedPropIds": ["_pages_location.pathname"]}).raise_for_status()
+    return len(paths)
