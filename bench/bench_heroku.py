@@ -25,13 +25,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import open_every_page  # noqa: E402  (after the path is set)
+from bench.common import create_database, drop_database, open_every_page  # noqa: E402  (after the path is set)
 
 SLUG_LIMIT_MB = 500
 MiB = 1024 * 1024
@@ -94,7 +93,6 @@ def cmd_slug(_: argparse.Namespace) -> None:
               f"pip install {figures['install_s']:.0f} s)", flush=True)
 
 
-PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 BENCH_REDIS_DB = 15  # a database number of its own, flushed before and after
 ADMIN_PASSWORD = "bench-" + secrets.token_hex(8)
@@ -249,7 +247,6 @@ def web_session(base: str) -> int:
 
 def cmd_memory(args: argparse.Namespace) -> None:
     import httpx
-    import psycopg
     import redis
 
     from ml.synthetic import generate_dataset
@@ -260,10 +257,7 @@ def cmd_memory(args: argparse.Namespace) -> None:
     # stops the dynos and drops the database.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     work = Path(tempfile.mkdtemp(prefix="tumorscreen-bench-heroku-"))
-    name = f"ts_heroku_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    database_url = create_database("ts_heroku_bench")
     redis_url = f"{REDIS_URL}/{BENCH_REDIS_DB}"
     redis.Redis.from_url(redis_url).flushdb()
     config = heroku_config(database_url, redis_url, work / "dyno")
@@ -338,8 +332,7 @@ def cmd_memory(args: argparse.Namespace) -> None:
         from core import db
 
         db.dispose_engines()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(database_url)
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"{'process':<8} {'dyno':<14} {'limit':>9} {'idle RSS':>9} {'peak RSS':>9} {'peak PSS':>9}  verdict")

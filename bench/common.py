@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# Benchmarks run against the real PostgreSQL, each in a scratch database of its own.
+PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 WORK = Path(__file__).resolve().parents[1] / "var" / "bench"
 
 
@@ -60,3 +64,20 @@ def open_every_page(client) -> int:
                        {"id": "_pages_location", "property": "search", "value": ""}],
             "state": [], "changedPropIds": ["_pages_location.pathname"]}).raise_for_status()
     return len(paths)
+
+
+def create_database(prefix: str) -> str:
+    """A fresh, empty PostgreSQL database named PREFIX_<random>; returns its URL."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')

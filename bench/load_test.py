@@ -38,8 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 
-from bench.common import print_table, write_results  # noqa: E402  (after the path is set)
-PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from bench.common import create_database, drop_database, print_table, write_results  # noqa: E402  (after the path is set)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PASSWORD = "load-test-password-1"
 FINAL = ("done", "done with errors", "failed")
@@ -148,16 +147,12 @@ def process_memory(label: str, child_label: str, pid: int) -> list[list]:
 
 def main() -> int:
     args = parse_args()
-    import psycopg
     import redis
 
     from tests.builders import make_head_slice, make_png
 
     data_dir = Path(tempfile.mkdtemp(prefix="ts-load-"))
-    db_name = f"ts_load_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{db_name}"
+    database_url = create_database("ts_load")
     redis_url = f"{REDIS_URL}/15"
     redis.Redis.from_url(redis_url).flushdb()
     env = {**os.environ, "TUMORSCREEN_DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
@@ -273,8 +268,7 @@ def main() -> int:
         from core.db import dispose_engines
 
         dispose_engines()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        drop_database(database_url)
 
 
 if __name__ == "__main__":

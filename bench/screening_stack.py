@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from bench.common import create_database, drop_database
+
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
@@ -55,13 +56,9 @@ def _wait(predicate, timeout: float, what: str) -> None:
 
 @contextmanager
 def screening_stack(model_dir: Path, **settings: str) -> Iterator[dict]:
-    import psycopg
     import redis
 
-    name = f"screening_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    database_url = create_database("screening_bench")
     redis.Redis.from_url(REDIS_URL).flushdb()
     data_dir = Path(tempfile.mkdtemp(prefix="ts-bench-"))
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "TUMORSCREEN_DATA_DIR": str(data_dir),
@@ -97,8 +94,7 @@ def screening_stack(model_dir: Path, **settings: str) -> Iterator[dict]:
         worker.wait(30)
         log.close()
         dispose_engines()
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(database_url)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
