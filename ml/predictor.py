@@ -56,6 +56,8 @@ class Predictor:
         self.image_size = int(metadata["image_size"])
         self.threshold = float(metadata["threshold"])
         self.temperature = float(metadata["temperature"])
+        # Models written before the calibration had a bias carry none.
+        self.calibration_bias = float(metadata.get("calibration_bias", 0.0))
         self.review_band = float(metadata["review_band"])
         self.class_names = tuple(metadata.get("class_names", CLASS_NAMES))
         weights = metadata.get("cam_weights")
@@ -96,7 +98,7 @@ class Predictor:
         return {"logit": outputs[0][:, 0], "features": outputs[1], "activations": outputs[2]}
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
-        return apply_temperature(logits, self.temperature)
+        return apply_temperature(logits, self.temperature, self.calibration_bias)
 
     def project(self, features: np.ndarray) -> np.ndarray:
         """2-D position of pooled features in the PCA plane fitted on training and validation data."""

@@ -1,7 +1,7 @@
 """Training: from a prepared dataset (or arrays) to a complete model directory.
 
 Train on the oversampled, augmented training split; early-stop on validation loss and keep the best
-weights; export to ONNX; calibrate (temperature) and choose the threshold on validation, from the
+weights; export to ONNX; calibrate (temperature and bias) and choose the threshold on validation, from the
 exported model's own outputs so that what is measured is what is deployed; score the test split.
 """
 from __future__ import annotations
@@ -24,6 +24,8 @@ CLASS_NAMES = ("no_tumor", "tumor")
 PROJECTION_SAMPLE = 4000
 # The cancellation hook may query a database: ask it at most this often between batches.
 STOP_POLL_SECONDS = 0.5
+# Batch-norm statistics are re-measured on this many training scans before each validation.
+BATCH_NORM_SAMPLE = 1024
 
 EpochHook = Callable[[int, dict], None]
 StopHook = Callable[[], bool]
@@ -80,8 +82,47 @@ def ema_momentum(total_steps: int) -> float:
     return float(np.clip(1.0 - 10.0 / total_steps, 0.5, 0.99))
 
 
-def _callbacks(settings: TrainSettings, on_epoch: EpochHook | None, should_stop: StopHook | None, history: list):
+def refresh_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> None:
+    """Set every batch-norm layer's moving mean and variance to the statistics of its input over `images`,
+    for the model's current weights ("precise BN").
+
+    The moving averages that training keeps describe the last few augmented batches, seen through
+    weights that have since moved on (and, with the weights' moving average swapped in, through other
+    weights altogether): validation accuracy swung between 0.71 and 0.99 from one epoch to the next
+    while its ROC-AUC stayed at 0.995, and early stopping kept whichever epoch the swing favoured.
+    Statistics measured on a fixed sample with the weights being judged remove that. Each layer's
+    input is taken in training mode (upstream layers normalised by their batch), as in training; the
+    variance is the pooled one (within-batch plus between-batch).
+    """
     import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms or len(images) == 0:
+        return
+    probe = keras.Model(model.inputs[0], [layer.input for layer in norms])
+    means, squares, counts = [], [], []
+    for start in range(0, len(images), batch_size):
+        outputs = probe(images[start:start + batch_size], training=True)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        arrays = [keras.ops.convert_to_numpy(output).astype(np.float64) for output in outputs]
+        means.append([a.mean(axis=(0, 1, 2)) for a in arrays])
+        squares.append([(a ** 2).mean(axis=(0, 1, 2)) for a in arrays])
+        counts.append(len(arrays[0]))
+    weights = np.asarray(counts, dtype=np.float64) / sum(counts)
+    for index, layer in enumerate(norms):
+        mean = sum(w * m[index] for w, m in zip(weights, means))
+        variance = sum(w * q[index] for w, q in zip(weights, squares)) - mean ** 2
+        layer.moving_mean.assign(mean.astype(np.float32))
+        layer.moving_variance.assign(np.maximum(variance, 0.0).astype(np.float32))
+
+
+def _callbacks(settings: TrainSettings, on_epoch: EpochHook | None, should_stop: StopHook | None, history: list,
+               norm_sample: np.ndarray):
+    import keras
+
+    class RefreshBatchNorm(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            refresh_batch_norm(self.model, norm_sample)
 
     class Report(keras.callbacks.Callback):
         """Keeps the per-epoch history and hands each epoch (1-based) to the caller's hook."""
@@ -112,8 +153,10 @@ def _callbacks(settings: TrainSettings, on_epoch: EpochHook | None, should_stop:
 
     callbacks = [
         # Validation, early stopping and the weights kept all use the moving average of the weights:
-        # SwapEMAWeights must come before EarlyStopping so that the best weights it keeps are the average.
+        # SwapEMAWeights must come before EarlyStopping so that the best weights it keeps are the average,
+        # and before RefreshBatchNorm so that the statistics are measured with the averaged weights.
         keras.callbacks.SwapEMAWeights(swap_on_epoch=True),
+        RefreshBatchNorm(),
         Report(),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
     ]
@@ -135,6 +178,21 @@ def _training_dataset(X: np.ndarray, y: np.ndarray, settings: TrainSettings):
     return dataset.prefetch(2)
 
 
+def _batch_norm_sample(X_train: np.ndarray, settings: TrainSettings) -> np.ndarray:
+    """Scans drawn as training draws them (balanced, augmented once), for refresh_batch_norm: the
+    network learnt to read statistics of such batches, and a tumor feature's mean depends on the mix.
+    On brain-mri, plain scans in their natural mix gave a best validation loss of 0.076, this sample 0.039."""
+    rng = np.random.default_rng(settings.seed)
+    sample = X_train[np.sort(rng.permutation(len(X_train))[:BATCH_NORM_SAMPLE])]
+    if not settings.augment:
+        return sample
+    import keras
+
+    from ml.augment import build_augmenter
+
+    return keras.ops.convert_to_numpy(build_augmenter(settings.seed + 1)(sample, training=True))
+
+
 def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, should_stop):
     """The trained Keras model (best validation loss) and its per-epoch history."""
     import keras
@@ -149,6 +207,7 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
 
         order = oversample_indices(y_train, seed=settings.seed)
         X_train, y_train = X_train[order], y_train[order]
+    norm_sample = _batch_norm_sample(X_train, settings)
     model = build_model(settings.architecture, settings.image_size, settings.width, settings.depth, settings.dropout)
     steps = settings.epochs * int(np.ceil(len(X_train) / settings.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps, alpha=0.02)
@@ -167,7 +226,7 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
         validation_data=(X_val, y_val.astype(np.float32)),
         epochs=settings.epochs,
         shuffle=False,  # the dataset reshuffles itself, seeded, every epoch
-        callbacks=_callbacks(settings, on_epoch, should_stop, history),
+        callbacks=_callbacks(settings, on_epoch, should_stop, history, norm_sample),
         # A progress bar on a terminal; one line per epoch in a worker's log.
         verbose=1 if sys.stdout.isatty() else 2,
     )
@@ -208,7 +267,7 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     """
     import onnxruntime as ort
 
-    from ml.calibration import apply_temperature, choose_threshold, fit_temperature
+    from ml.calibration import apply_temperature, choose_threshold, fit_calibration
     from ml.evaluate import evaluate_arrays
     from ml.export import to_onnx_bytes
     from ml.metrics import binary_metrics, curves
@@ -229,8 +288,8 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     rng = np.random.default_rng(settings.seed)
     sample = rng.permutation(len(X_train))[:PROJECTION_SAMPLE]
     _, train_features = _raw_outputs(session, X_train[sample])
-    temperature = fit_temperature(val_logits, y_val)
-    val_probability = apply_temperature(val_logits, temperature)
+    temperature, calibration_bias = fit_calibration(val_logits, y_val)
+    val_probability = apply_temperature(val_logits, temperature, calibration_bias)
     threshold = choose_threshold(y_val, val_probability, settings.recall_target)
     weights = cam_weights(model)
     metadata = {
@@ -240,6 +299,7 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
                                            "channels": 1, "value_range": [0.0, 1.0]},
         "threshold": threshold,
         "temperature": temperature,
+        "calibration_bias": calibration_bias,
         "review_band": settings.review_band,
         "recall_target": settings.recall_target,
         "class_names": list(CLASS_NAMES),

@@ -28,8 +28,11 @@ def tiny_images(count: int, seed: int, size: int = TINY_SIZE, tumor_fraction: fl
             radius = rng.uniform(0.07, 0.11) * size
             angle, distance = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.42 * size - radius - 2)
             cy, cx = centre + distance * np.sin(angle), centre + distance * np.cos(angle)
-            mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
-            image = image + 0.5 * mask
+            distance_sq = (yy - cy) ** 2 + (xx - cx) ** 2
+            mask = distance_sq <= radius**2
+            # Brightest at the centre and fading to the rim, as a lesion seen through a slice is: a flat
+            # disc would have its strongest features at its edge, not inside it.
+            image = image + 0.7 * np.clip(1.0 - distance_sq / radius**2, 0.0, 1.0)
         X[i, ..., 0] = np.clip(image, 0.0, 1.0)
         masks.append(mask)
     return X, y, masks
@@ -85,13 +88,15 @@ def handmade_onnx(size: int) -> bytes:
     return model.SerializeToString()
 
 
-def handmade_metadata(size: int, threshold: float = 0.5, temperature: float = 1.0, review_band: float = 0.1) -> dict:
+def handmade_metadata(size: int, threshold: float = 0.5, temperature: float = 1.0, review_band: float = 0.1,
+                      calibration_bias: float = 0.0) -> dict:
     return {
         "format_version": 1,
         "image_size": size,
         "preprocessing": {"input": "ml.normalise.prepare_image", "size": size},
         "threshold": threshold,
         "temperature": temperature,
+        "calibration_bias": calibration_bias,
         "review_band": review_band,
         "class_names": ["no_tumor", "tumor"],
         "cam_weights": [1.0],

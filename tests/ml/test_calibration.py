@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.calibration import apply_temperature, choose_threshold, fit_temperature, sigmoid
+from ml.calibration import apply_temperature, choose_threshold, fit_calibration, fit_temperature, sigmoid
 
 
 def test_sigmoid_is_stable_at_extremes():
@@ -16,6 +16,21 @@ def test_fit_temperature_recovers_an_overconfident_scale():
     y = (rng.random(true_logits.size) < sigmoid(true_logits)).astype(int)
     # A network three times too confident: the fitted temperature undoes it.
     assert fit_temperature(3 * true_logits, y) == pytest.approx(3.0, rel=0.05)
+
+
+def test_fit_calibration_recovers_scale_and_the_shift_that_oversampling_causes():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(1.0, 2, 20000)
+    y = (rng.random(true_logits.size) < sigmoid(true_logits)).astype(int)
+    # Three times too confident and trained at even odds: its logits are 3·(z − 1.0).
+    temperature, bias = fit_calibration(3 * (true_logits - 1.0), y)
+    assert temperature == pytest.approx(3.0, rel=0.05)
+    assert bias == pytest.approx(1.0, abs=0.08)
+
+
+def test_calibration_refuses_mismatched_inputs():
+    with pytest.raises(ValueError, match="calibration: 2 logits for 3 labels"):
+        fit_calibration(np.array([0.1, 0.2]), np.array([0, 1, 1]))
 
 
 def test_apply_temperature_softens():

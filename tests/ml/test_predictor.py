@@ -42,6 +42,19 @@ def test_temperature_threshold_and_review_band_come_from_metadata(tmp_path):
     assert near.needs_review is True
 
 
+def test_calibration_bias_comes_from_metadata_and_old_models_have_none(tmp_path):
+    from tests.model_fixtures import build_handmade_model_dir
+
+    image = np.full((1, 32, 32), 0.6, np.float32)  # logit 1
+    biased = build_handmade_model_dir(tmp_path / "b", size=32, temperature=2.0, calibration_bias=-1.5)
+    assert Predictor.from_dir(biased).predict(image)[0].probability == pytest.approx(sigmoid(-1.0), abs=1e-6)
+    old = build_handmade_model_dir(tmp_path / "old", size=32, temperature=2.0)
+    metadata = json.loads((old / "metadata.json").read_text())
+    del metadata["calibration_bias"]
+    (old / "metadata.json").write_text(json.dumps(metadata))
+    assert Predictor.from_dir(old).predict(image)[0].probability == pytest.approx(sigmoid(0.5), abs=1e-6)
+
+
 def test_heatmap_of_a_negative_scan_still_points_at_what_raised_the_score(handmade_model_dir):
     image = np.full((1, 32, 32), 0.1, np.float32)
     image[0, 20:24, 5:9] = 0.9

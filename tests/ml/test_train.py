@@ -11,7 +11,7 @@ from tests.model_fixtures import build_tiny_model_dir, tiny_images, tiny_setting
 
 METRIC_KEYS = {"n", "accuracy", "recall", "specificity", "precision", "f1", "roc_auc", "pr_auc", "ece", "threshold",
                "confusion", "latency_ms_p50", "latency_ms_p95", "rejected"}
-METADATA_KEYS = {"format_version", "image_size", "preprocessing", "threshold", "temperature", "review_band",
+METADATA_KEYS = {"format_version", "image_size", "preprocessing", "threshold", "temperature", "calibration_bias", "review_band",
                  "class_names", "cam_weights", "cam_bias", "projection", "training_data", "settings", "created_at"}
 
 
@@ -106,3 +106,18 @@ def test_train_command_needs_a_prepared_folder(tmp_path, capsys):
     assert train_main(["--data", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
     assert capsys.readouterr().err == (f"error: {tmp_path} is not a prepared dataset (no metadata.csv); "
                                        "run python -m ml prepare first\n")
+
+
+def test_batch_norm_statistics_are_measured_on_the_given_scans():
+    import keras
+
+    from ml.model import build_model
+    from ml.train import refresh_batch_norm
+
+    model = build_model(image_size=32, width=4, depth=3)
+    images = np.random.default_rng(0).random((300, 32, 32, 1)).astype(np.float32)
+    refresh_batch_norm(model, images, batch_size=64)  # 4 full batches and a short one, pooled
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    inputs = keras.ops.convert_to_numpy(keras.Model(model.inputs[0], first.input)(images))
+    assert np.allclose(first.moving_mean.numpy(), inputs.mean(axis=(0, 1, 2)), atol=1e-5)
+    assert np.allclose(first.moving_variance.numpy(), inputs.var(axis=(0, 1, 2)), atol=1e-5)
