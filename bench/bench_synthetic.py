@@ -16,8 +16,8 @@ import pandas as pd
 
 from bench.common import WORK, print_table, write_results
 
-SIZE_BINS = (0, 8, 16, 32, 64, 1000)
-NO_GROUPING = 1.01  # above any correlation  # lesion diameter in pixels of the 256 px slice
+SIZE_BINS = (0, 8, 16, 32, 64, 1000)  # lesion diameter in pixels of the 256 px slice
+NO_GROUPING = 1.01  # above any correlation
 
 
 def by_lesion_size(manifest: pd.DataFrame, metadata: pd.DataFrame, names: list[str], labels: np.ndarray,
