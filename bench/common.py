@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import platform
+import re
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,8 +50,6 @@ def write_results(name: str, data: dict) -> Path:
 def open_every_page(client) -> int:
     """With a logged-in httpx client: load the layout, then every page in its navbar through Dash's
     router, as a browser would. Returns how many pages were opened."""
-    import re
-
     layout = client.get("/_dash-layout")
     layout.raise_for_status()
     client.get("/_dash-dependencies").raise_for_status()

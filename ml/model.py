@@ -15,15 +15,9 @@ ARCHITECTURES = ("tumorscreen", "baseline")
 SINGLE_CONV_BLOCKS = 2
 
 
-# Keras' default 0.99 lets the moving statistics lag hundreds of steps behind the weights; with a few
-# thousand images an epoch is only tens of steps, and inference then sees statistics of an older
-# network (validation probabilities swung from all ≈0.03 to all ≈0.9 between epochs on synthetic CT).
-BATCH_NORM_MOMENTUM = 0.9
-
-
 def conv_bn_relu(x, filters: int, name: str, relu_name: str | None = None):
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=relu_name or f"{name}_relu")(x)
 
 

@@ -75,9 +75,10 @@ def fingerprint_arrays(*arrays: np.ndarray) -> str:
 def ema_momentum(total_steps: int) -> float:
     """Momentum of the weights' moving average: about the last tenth of training, at most 100 steps.
 
-    Augmented batches make validation loss jump from epoch to epoch (batch-norm statistics and the
-    weights chase each batch's intensities); averaging the weights smooths that out. A short run
-    must not average in its random start, hence the tenth.
+    Validation, early stopping and the model kept use the averaged weights, which change less from
+    epoch to epoch than the last step's. (Measured on brain-mri before batch-norm statistics were
+    re-measured: without the average, test ROC-AUC 0.9954 and recall 0.950; with it 0.9955 and 0.970.)
+    A short run must not average in its random start, hence the tenth.
     """
     return float(np.clip(1.0 - 10.0 / total_steps, 0.5, 0.99))
 
@@ -90,7 +91,8 @@ def refresh_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> None
     weights that have since moved on (and, with the weights' moving average swapped in, through other
     weights altogether): validation accuracy swung between 0.71 and 0.99 from one epoch to the next
     while its ROC-AUC stayed at 0.995, and early stopping kept whichever epoch the swing favoured.
-    Statistics measured on a fixed sample with the weights being judged remove that. Each layer's
+    Statistics measured on a fixed sample with the weights being judged remove that, and make the
+    layers' own momentum irrelevant: what training leaves in them is overwritten. Each layer's
     input is taken in training mode (upstream layers normalised by their batch), as in training; the
     variance is the pooled one (within-batch plus between-batch).
     """
