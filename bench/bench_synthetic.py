@@ -1,9 +1,12 @@
-"""Synthetic head CT: generate → prepare → train → evaluate with masks, and recall by lesion size.
+"""Synthetic head CT: generate → prepare → train → evaluate with masks; recall and ROC-AUC by lesion size and
+by how detectable each tumor is.
 
     python -m bench.bench_synthetic [--count 2000] [--image-size 128] [--epochs 12] [--reuse]
 
 The heatmap is scored against the true tumor masks: pointing_game (the heatmap's peak lies inside
-the tumor) and mask_energy (share of the heatmap's mass inside the tumor), on the test split.
+the tumor) and mask_energy (share of the heatmap's mass inside the tumor), on the test split. The
+detectability table tells a model's misses from tumors no reader could see: it bins the tumors by the
+signal-to-noise ratio an ideal observer would have (ml.synthetic.lesion_detectability).
 """
 from __future__ import annotations
 
@@ -17,20 +20,43 @@ import pandas as pd
 from bench.common import WORK, print_table, write_results
 
 SIZE_BINS = (0, 8, 16, 32, 64, 1000)  # lesion diameter in pixels of the 256 px slice
+# Ideal-observer signal-to-noise ratio of the tumor (ml.synthetic.lesion_detectability).
+DETECTABILITY_BINS = (0, 10, 20, 50, 100, 1e9)
+GENERATED_SIZE = 256
 
 
-def by_lesion_size(manifest: pd.DataFrame, metadata: pd.DataFrame, names: list[str], labels: np.ndarray,
-                   called: np.ndarray) -> list[list]:
-    """Recall per lesion diameter bin: prepared path → source file (metadata) → diameter (manifest)."""
-    diameter = dict(zip(manifest["file"], manifest["diameter_px"]))
+def tumor_rows(manifest: pd.DataFrame, metadata: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The manifest row of each scored scan, in scoring order: prepared path → source file → manifest."""
     source = dict(zip(metadata["path"], metadata["source_path"]))
+    by_file = manifest.set_index("file")
+    return by_file.reindex([source.get(name) for name in names]).reset_index(drop=True)
+
+
+def by_bin(values: np.ndarray, bins: tuple, labels: np.ndarray, probability: np.ndarray, called: np.ndarray,
+           unit: str) -> list[list]:
+    """Per bin of `values` over the tumor slices: count, recall at the threshold, ROC-AUC against every
+    tumor-free slice."""
+    from sklearn.metrics import roc_auc_score
+
+    negatives = labels == 0
     rows = []
-    sizes = np.array([float(diameter.get(source.get(n), np.nan)) for n in names])
-    for low, high in zip(SIZE_BINS, SIZE_BINS[1:]):
-        chosen = (labels == 1) & (sizes >= low) & (sizes < high)
+    for low, high in zip(bins, bins[1:]):
+        chosen = (labels == 1) & (values >= low) & (values < high)
         if chosen.any():
-            rows.append([f"{low}-{high} px", int(chosen.sum()), float(called[chosen].mean())])
+            scores = np.r_[probability[chosen], probability[negatives]]
+            truth = np.r_[np.ones(chosen.sum()), np.zeros(negatives.sum())]
+            auc = float(roc_auc_score(truth, scores)) if negatives.any() else float("nan")
+            label = f"{low:g}-{high:g} {unit}" if high < 1e6 else f">= {low:g} {unit}"
+            rows.append([label, int(chosen.sum()), float(called[chosen].mean()), auc])
     return rows
+
+
+def detectability(rows: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+    """The ideal observer's SNR of every tumor slice (NaN for the others), from its seed."""
+    from ml.synthetic import lesion_detectability
+
+    return np.array([lesion_detectability(int(seed), GENERATED_SIZE) if label == 1 else np.nan
+                     for seed, label in zip(rows["seed"], labels)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,32 +78,38 @@ def main(argv: list[str] | None = None) -> int:
     timings = {}
     began = time.monotonic()
     if not (args.reuse and (raw / "manifest.csv").is_file()):
-        generate_dataset(raw, args.count, args.seed, size=256)
+        generate_dataset(raw, args.count, args.seed, size=GENERATED_SIZE)
     timings["generate_s"] = time.monotonic() - began
     began = time.monotonic()
     if not (args.reuse and (prepared / "metadata.csv").is_file() and
             (prepared / "images" / "test").is_dir()):
         # The generator's dataset.json declares the phantoms independent: prepare groups exact copies only.
-        prepare_dataset(raw, prepared, size=256, seed=args.seed)
+        prepare_dataset(raw, prepared, size=GENERATED_SIZE, seed=args.seed)
     timings["prepare_s"] = time.monotonic() - began
-    settings = TrainSettings(image_size=args.image_size, epochs=args.epochs, seed=args.seed)
+    # One fixed brain window: grey levels are densities, so only the geometry is varied (ml.augment).
+    settings = TrainSettings(image_size=args.image_size, epochs=args.epochs, seed=args.seed, intensity_augment=False)
     began = time.monotonic()
     train(prepared, model, settings)
     timings["train_s"] = time.monotonic() - began
     metrics, scans, probability = evaluate_dir(model, prepared, masks_dir=raw / "masks")
     called = probability >= metrics["threshold"]
-    size_rows = by_lesion_size(pd.read_csv(raw / "manifest.csv"), pd.read_csv(prepared / "metadata.csv"),
-                               scans.names, scans.labels, called)
+    rows = tumor_rows(pd.read_csv(raw / "manifest.csv"), pd.read_csv(prepared / "metadata.csv"), scans.names)
+    size_rows = by_bin(rows["diameter_px"].to_numpy(float), SIZE_BINS, scans.labels, probability, called, "px")
+    snr = detectability(rows, scans.labels)
+    snr_rows = by_bin(snr, DETECTABILITY_BINS, scans.labels, probability, called, "SNR")
 
     print(f"\nsynthetic CT: {args.count} slices, test split {metrics['n']} ({metrics['n_masks']} with a tumor mask); "
           f"model at {args.image_size} px; " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     keys = ("accuracy", "recall", "specificity", "roc_auc", "ece", "pointing_game", "mask_energy", "threshold")
     targets = {"accuracy": ">= 0.99", "pointing_game": ">= 0.90"}
     print_table(["metric", "value", "target"], [[k, metrics[k], targets.get(k, "")] for k in keys])
-    print("recall by lesion diameter (256 px slice):")
-    print_table(["diameter", "tumors", "recall"], size_rows)
+    print(f"by lesion diameter ({GENERATED_SIZE} px slice); ROC-AUC against all tumor-free test slices:")
+    print_table(["diameter", "tumors", "recall", "roc_auc"], size_rows)
+    print("by detectability (SNR of an ideal observer who knows the head and where the tumor is; about 5 is "
+          "the edge of visibility):")
+    print_table(["SNR", "tumors", "recall", "roc_auc"], snr_rows)
     write_results("synthetic", {"count": args.count, "settings": settings.__dict__, "timings": timings,
-                                "metrics": metrics, "recall_by_size": size_rows})
+                                "metrics": metrics, "by_size": size_rows, "by_detectability": snr_rows})
     return 0
 
 

@@ -68,21 +68,47 @@ def random_acquisition(rng: np.random.Generator, size: int) -> Acquisition:
     )
 
 
+def noise_hu(acquisition: Acquisition) -> float:
+    """Standard deviation of the photon noise inside the brain (HU) that `random_acquisition` aimed at."""
+    return _KERNEL_NOISE_AT_3E7[acquisition.filter] * float(np.sqrt(3e7 / acquisition.photons))
+
+
+def _slice_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """Independent random streams for a slice's anatomy, lesion and scan."""
+    return tuple(np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(3))
+
+
 def synth_slice(
     seed: int, size: int = 256, with_tumor: bool = True
 ) -> tuple[np.ndarray, np.ndarray | None, SliceParams]:
     """One synthetic slice: (image uint8 size×size in the brain window, tumor mask uint8 0/255 or None, params)."""
-    anatomy_seed, lesion_seed, scan_seed = np.random.SeedSequence(seed).spawn(3)
-    phantom = head_phantom(np.random.default_rng(anatomy_seed), size)
+    anatomy_rng, lesion_rng, scan_rng = _slice_streams(seed)
+    phantom = head_phantom(anatomy_rng, size)
     mask = lesion = None
     if with_tumor:
-        phantom, lesion_mask, lesion = add_lesion(np.random.default_rng(lesion_seed), phantom)
+        phantom, lesion_mask, lesion = add_lesion(lesion_rng, phantom)
         mask = np.where(lesion_mask, 255, 0).astype(np.uint8)
-    scan_rng = np.random.default_rng(scan_seed)
     acquisition = random_acquisition(scan_rng, size)
     hu = scan(phantom.hu, phantom.bone_fraction, acquisition, scan_rng)
     params = SliceParams(seed, size, phantom.anatomy, acquisition, lesion)
     return window_to_uint8(hu), mask, params
+
+
+def lesion_detectability(seed: int, size: int = 256) -> float:
+    """How visible the tumor of slice `seed` is to an ideal observer: the signal-to-noise ratio
+    ‖ΔHU‖ / σ of a matched filter that knows the head, the tumor and where it is, against the
+    slice's photon noise taken as white (ΔHU: the tumor slice minus the same head without it, through
+    the scanner's blur, oedema included).
+
+    An upper bound on what any reader can do: a real one must search the whole brain and tell the
+    tumor from anatomy. Around 5 a tumor is at the edge of visibility even when its place is known.
+    """
+    anatomy_rng, lesion_rng, scan_rng = _slice_streams(seed)
+    healthy = head_phantom(anatomy_rng, size)
+    with_tumor, _, _ = add_lesion(lesion_rng, healthy)
+    acquisition = random_acquisition(scan_rng, size)
+    difference = cv2.GaussianBlur(with_tumor.hu - healthy.hu, (0, 0), acquisition.blur_px)
+    return float(np.sqrt(np.square(difference, dtype=np.float64).sum()) / noise_hu(acquisition))
 
 
 def slice_seed(dataset_seed: int, index: int) -> int:

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 
 from ml.commands.synth import main as synth_main
-from ml.synthetic import MANIFEST_COLUMNS, generate_dataset, slice_seed, synth_slice, tumor_indices, window_to_uint8
+from ml.synthetic import (
+    MANIFEST_COLUMNS,
+    generate_dataset,
+    lesion_detectability,
+    noise_hu,
+    slice_seed,
+    synth_slice,
+    tumor_indices,
+    window_to_uint8,
+)
 
 SIZE = 128  # small images keep the tests quick; the generator scales its anatomy with the size
 
@@ -74,6 +83,24 @@ def test_mask_lies_inside_the_head(seed: int) -> None:
     # Strictly inside: the skull ring and scalp lie between the lesion and the outside.
     inner_head = cv2.erode(_head_region(image).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     assert not ((mask > 0) & ~inner_head).any()
+
+
+def test_detectability_ranks_tumors_as_their_contrast_size_and_noise_do() -> None:
+    seeds = range(200, 216)
+    detectability = [lesion_detectability(seed, SIZE) for seed in seeds]
+    crude = []
+    for seed in seeds:
+        _, _, params = synth_slice(seed, SIZE, with_tumor=True)
+        lesion = params.lesion
+        crude.append(abs(lesion.contrast_hu) * np.sqrt(lesion.area_px) / noise_hu(params.acquisition))
+    assert all(np.isfinite(d) and d > 0 for d in detectability)
+    ranks = [np.argsort(np.argsort(values)) for values in (detectability, crude)]
+    assert np.corrcoef(*ranks)[0, 1] > 0.8
+
+
+def test_noise_target_of_every_acquisition_is_clinical_head_ct_noise() -> None:
+    noises = [noise_hu(synth_slice(seed, SIZE, with_tumor=False)[2].acquisition) for seed in range(8)]
+    assert all(2.5 <= noise <= 6.0 for noise in noises)
 
 
 def test_window_maps_level_and_width_to_grey_levels() -> None:
