@@ -34,23 +34,29 @@ class RandomGamma(layers.Layer):
 
 
 def build_augmenter(seed: int, rotation: float = 0.04, shift: float = 0.06, zoom: float = 0.1,
-                    contrast: float = 0.3, brightness: float = 0.15, max_log_gamma: float = 0.4) -> keras.Sequential:
+                    contrast: float = 0.3, brightness: float = 0.15, max_log_gamma: float = 0.4,
+                    intensity: bool = True) -> keras.Sequential:
     """A pipeline of random layers for batches of N×S×S×1 images in [0, 1]; output stays in [0, 1].
 
     `rotation` is a fraction of a full turn (0.04 ≈ ±14°), `shift` and `zoom` fractions of the side.
+    Without `intensity` only the geometry varies: in CT shown through a fixed window a grey level is a
+    density, and a faint lesion is a few grey levels. Measured on synthetic CT the switch matters less
+    than the number of epochs (6,000 slices, test ROC-AUC: 0.786 after 20 epochs with intensity varied;
+    0.769 after 10 and 0.835 after 30 without; training accuracy at 64 px after 4 epochs 0.60 with,
+    0.67 without).
     """
-    return keras.Sequential(
-        [
-            # Both axes: heads are roughly symmetric left-right, and the exported model also looks at
-            # every scan turned by 180° (ml.model.inference_model), which must not be a view it never
-            # trained on (test ROC-AUC on brain-mri 0.9936 with left-right flips only, 0.9955 with both).
-            layers.RandomFlip("horizontal_and_vertical", seed=seed),
-            layers.RandomRotation(rotation, fill_mode="constant", seed=seed + 1),
-            layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed + 2),
-            layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 3),
-            layers.RandomContrast(contrast, value_range=(0.0, 1.0), seed=seed + 4),
-            layers.RandomBrightness(brightness, value_range=(0.0, 1.0), seed=seed + 5),
-            RandomGamma(max_log_gamma, seed=seed + 6),
-        ],
-        name="augment",
-    )
+    geometry = [
+        # Both axes: heads are roughly symmetric left-right, and the exported model also looks at
+        # every scan turned by 180° (ml.model.inference_model), which must not be a view it never
+        # trained on (test ROC-AUC on brain-mri 0.9936 with left-right flips only, 0.9955 with both).
+        layers.RandomFlip("horizontal_and_vertical", seed=seed),
+        layers.RandomRotation(rotation, fill_mode="constant", seed=seed + 1),
+        layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed + 2),
+        layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 3),
+    ]
+    grey_levels = [
+        layers.RandomContrast(contrast, value_range=(0.0, 1.0), seed=seed + 4),
+        layers.RandomBrightness(brightness, value_range=(0.0, 1.0), seed=seed + 5),
+        RandomGamma(max_log_gamma, seed=seed + 6),
+    ]
+    return keras.Sequential(geometry + (grey_levels if intensity else []), name="augment")

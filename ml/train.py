@@ -45,6 +45,9 @@ class TrainSettings:
     recall_target: float = 0.99
     balance: bool = True
     augment: bool = True
+    # Vary contrast, brightness and gamma too (ml.augment): right for MR and mixed exports, wrong for
+    # CT read through a fixed window, where a grey level is a density.
+    intensity_augment: bool = True
     width: int = 16
     depth: int = 5
     dropout: float = 0.3
@@ -175,7 +178,7 @@ def _training_dataset(X: np.ndarray, y: np.ndarray, settings: TrainSettings):
     dataset = tf.data.Dataset.from_tensor_slices((X, y.astype(np.float32)))
     dataset = dataset.shuffle(len(X), seed=settings.seed, reshuffle_each_iteration=True).batch(settings.batch_size)
     if settings.augment:
-        augmenter = build_augmenter(settings.seed)
+        augmenter = build_augmenter(settings.seed, intensity=settings.intensity_augment)
         dataset = dataset.map(lambda images, labels: (augmenter(images, training=True), labels))
     return dataset.prefetch(2)
 
@@ -192,7 +195,8 @@ def _batch_norm_sample(X_train: np.ndarray, settings: TrainSettings) -> np.ndarr
 
     from ml.augment import build_augmenter
 
-    return keras.ops.convert_to_numpy(build_augmenter(settings.seed + 1)(sample, training=True))
+    augmenter = build_augmenter(settings.seed + 1, intensity=settings.intensity_augment)
+    return keras.ops.convert_to_numpy(augmenter(sample, training=True))
 
 
 def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, should_stop):

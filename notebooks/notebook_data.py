@@ -88,7 +88,8 @@ def train_settings(**overrides):
         settings = TrainSettings(image_size=image_size())
     else:
         settings = TrainSettings(epochs=int(os.environ.get("TUMORSCREEN_NOTEBOOK_EPOCHS", "6")), batch_size=16,
-                                 image_size=image_size(), width=8, depth=4, learning_rate=5e-3, patience=6)
+                                 image_size=image_size(), width=8, depth=4, learning_rate=5e-3, patience=6,
+                                 intensity_augment=False)  # synthetic CT: one fixed window
     return replace(settings, **overrides)
 
 

@@ -25,6 +25,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=DEFAULTS.width, help="filters of the first block")
     parser.add_argument("--architecture", choices=("tumorscreen", "baseline"), default=DEFAULTS.architecture)
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--no-intensity-augment", action="store_true",
+                        help="vary only the geometry, not contrast, brightness or gamma (CT in a fixed window)")
     parser.add_argument("--no-balance", action="store_true", help="train without oversampling the minority class")
     return parser.parse_args(argv)
 
@@ -39,7 +41,7 @@ def main(argv: list[str]) -> int:
         settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
                                  learning_rate=args.learning_rate, seed=args.seed, recall_target=args.recall_target,
                                  width=args.width, architecture=args.architecture, augment=not args.no_augment,
-                                 balance=not args.no_balance)
+                                 intensity_augment=not args.no_intensity_augment, balance=not args.no_balance)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

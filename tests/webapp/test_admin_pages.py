@@ -78,14 +78,15 @@ def test_admin_starts_a_run_with_the_chosen_settings(dash_app, client_for) -> No
         dataset_id = make_prepared_dataset(db, n=10, with_images=False).id
     values = {"train-dataset.value": dataset_id, "train-epochs.value": 3, "train-image-size.value": 64,
               "train-lr.value": 0.001, "train-batch.value": 16, "train-balance.value": False,
-              "train-augment.value": True}
+              "train-augment.value": True, "train-intensity.value": False}
     out = outputs(call(client_for("admin"), dash_app, "train-message.children", values))
     assert out["train-message"]["children"] == "Run 1 queued."
     with session_scope() as db:
         run = db.get(TrainingRun, 1)
-        assert {k: run.settings[k] for k in ("epochs", "image_size", "learning_rate", "batch_size", "balance",
-                                              "augment")} == {"epochs": 3, "image_size": 64, "learning_rate": 0.001,
-                                                              "batch_size": 16, "balance": False, "augment": True}
+        chosen = ("epochs", "image_size", "learning_rate", "batch_size", "balance", "augment", "intensity_augment")
+        assert {k: run.settings[k] for k in chosen} == {"epochs": 3, "image_size": 64, "learning_rate": 0.001,
+                                                        "batch_size": 16, "balance": False, "augment": True,
+                                                        "intensity_augment": False}
         assert db.scalar(select(AuditEntry.action).where(AuditEntry.target == "run 1")) == "training.start"
     out = outputs(call(client_for("admin"), dash_app, "train-message.children",
                        {**values, "train-epochs.value": None}))

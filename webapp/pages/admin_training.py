@@ -52,7 +52,9 @@ def layout(**_: Any) -> dbc.Container:
         dbc.Row([
             dbc.Col(dbc.Switch(id="train-balance", label="Balance classes (oversample the minority)", value=True),
                     md="auto"),
-            dbc.Col(dbc.Switch(id="train-augment", label="Augment (rotation, flips, shifts, contrast)",
+            dbc.Col(dbc.Switch(id="train-augment", label="Augment (rotation, flips, shifts, zoom)",
+                               value=True), md="auto"),
+            dbc.Col(dbc.Switch(id="train-intensity", label="Also vary contrast and brightness (off for windowed CT)",
                                value=True), md="auto"),
             dbc.Col(dbc.Button("Start training", id="train-start", color="primary"), md="auto"),
         ], className="g-3 mt-2 align-items-center"),
@@ -88,11 +90,12 @@ def layout(**_: Any) -> dbc.Container:
     State("train-batch", "value"),
     State("train-balance", "value"),
     State("train-augment", "value"),
+    State("train-intensity", "value"),
     prevent_initial_call=True,
 )
 def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, image_size: int | None,
               learning_rate: float | None, batch_size: int | None, balance: bool | None,
-              augment: bool | None) -> tuple:
+              augment: bool | None, intensity: bool | None) -> tuple:
     def refuse(message: str) -> tuple:
         return f"Not started: {message}.", "danger", True, no_update, no_update, no_update
 
@@ -108,7 +111,7 @@ def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, i
         return refuse("the learning rate must be above 0")
     settings = {"epochs": int(epochs), "image_size": int(image_size),  # type: ignore[arg-type]
                 "learning_rate": float(learning_rate), "batch_size": int(batch_size),  # type: ignore[arg-type]
-                "balance": bool(balance), "augment": bool(augment)}
+                "balance": bool(balance), "augment": bool(augment), "intensity_augment": bool(intensity)}
     try:
         with session_scope() as db:
             # The training-run module writes the audit entry (who, which dataset, which settings).
@@ -179,7 +182,8 @@ def show_progress(_n: int | None, run_id: int | None) -> tuple:
                                dcc.Link(progress.candidate, href="/admin/models", id="train-candidate"),
                                f" ({progress.candidate_status})"]))
     settings = ", ".join(f"{k} {v}" for k, v in progress.settings.items()
-                         if k in ("epochs", "image_size", "learning_rate", "batch_size", "balance", "augment"))
+                         if k in ("epochs", "image_size", "learning_rate", "batch_size", "balance", "augment",
+                                  "intensity_augment"))
     lines.append(html.Div(settings, className="text-muted small"))
     # Stop polling once the run is over and, when it succeeded, its candidate is registered.
     finished = progress.status in FINAL_STATUSES and (progress.status != "succeeded" or progress.candidate)
