@@ -69,7 +69,11 @@ def random_acquisition(rng: np.random.Generator, size: int) -> Acquisition:
 
 
 def noise_hu(acquisition: Acquisition) -> float:
-    """Standard deviation of the photon noise inside the brain (HU) that `random_acquisition` aimed at."""
+    """Standard deviation of the photon noise inside the brain (HU) that `random_acquisition` aimed at.
+
+    Measured at 256 px, the size the kernel constants were set for, it is within about 10 % of this;
+    at 128 px the noise comes out at about two thirds of it.
+    """
     return _KERNEL_NOISE_AT_3E7[acquisition.filter] * float(np.sqrt(3e7 / acquisition.photons))
 
 

@@ -63,18 +63,6 @@ def tree_rss_mib(pid: int) -> dict[int, float]:
     return {p.pid: p.memory_info().rss / 2**20 for p in [process, *process.children(recursive=True)]}
 
 
-def settled_rss_mib(pid: int, samples: int = 6, interval_s: float = 0.5) -> float:
-    """Resident MiB of a process tree: the least of a few readings over a few seconds, so that a
-    passing allocation does not count as kept; what a leak keeps shows in every reading."""
-    import time
-
-    readings = []
-    for _ in range(samples):
-        readings.append(sum(tree_rss_mib(pid).values()))
-        time.sleep(interval_s)
-    return min(readings)
-
-
 @pytest.mark.slow
 def test_screen_page_upload_names_each_bad_file_and_screens_the_good_ones(
         make_env, start_worker, handmade_model_dir) -> None:
@@ -152,8 +140,8 @@ def test_real_uploads_through_the_web_server_three_times_keep_memory_bounded(
             state = wait_for_final(env, batch_id, timeout=120)
             assert_every_file_has_its_outcome(state)
             assert web.alive() and worker.alive()
-            web_rss.append(settled_rss_mib(web.pid))
-            worker_rss.append(settled_rss_mib(worker.pid))
+            web_rss.append(sum(tree_rss_mib(web.pid).values()))
+            worker_rss.append(sum(tree_rss_mib(worker.pid).values()))
     print(f"resident MiB after each round: web {web_rss}, worker {worker_rss}")
     # Everything a hostile file costs is freed with its request or chunk: the third round may not
     # need much more memory than the first (allocator noise and caches warming up aside).
