@@ -1,10 +1,11 @@
 """Synthetic head CT: generate → prepare → train → evaluate with masks; recall and ROC-AUC by lesion size and
 by how detectable each tumor is.
 
-    python -m bench.bench_synthetic [--count 2000] [--image-size 128] [--epochs 12] [--reuse]
+    python -m bench.bench_synthetic [--count 2000] [--image-size 128] [--epochs 12] [--no-fine-map] [--reuse]
 
 The heatmap is scored against the true tumor masks: pointing_game (the heatmap's peak lies inside
-the tumor) and mask_energy (share of the heatmap's mass inside the tumor), on the test split. The
+the tumor) and mask_energy (share of the heatmap's mass inside the tumor), on the test split, beside
+the best pointing_game any map on the model's grid could reach (ml.evaluate.pointing_bound). The
 detectability table tells a model's misses from tumors no reader could see: it bins the tumors by the
 signal-to-noise ratio an ideal observer would have (ml.synthetic.lesion_detectability).
 """
@@ -65,11 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--fine-map", action=argparse.BooleanOptionalAction, default=True,
+                        help="heatmaps from block 3 joined to the last block (ml.model.build_tumorscreen)")
     parser.add_argument("--work", type=Path, default=WORK / "synthetic")
     parser.add_argument("--reuse", action="store_true", help="keep a generated and prepared set from an earlier run")
     args = parser.parse_args(argv)
 
-    from ml.evaluate import evaluate_dir
+    from ml.evaluate import evaluate_dir, pointing_bound
+    from ml.predictor import Predictor
     from ml.prepare import prepare_dataset
     from ml.synthetic import generate_dataset
     from ml.train import TrainSettings, train
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         prepare_dataset(raw, prepared, size=GENERATED_SIZE, seed=args.seed)
     timings["prepare_s"] = time.monotonic() - began
     # One fixed brain window: grey levels are densities, so only the geometry is varied (ml.augment).
-    settings = TrainSettings(image_size=args.image_size, epochs=args.epochs, seed=args.seed, intensity_augment=False)
+    settings = TrainSettings(image_size=args.image_size, epochs=args.epochs, seed=args.seed, intensity_augment=False,
+                             fine_map=args.fine_map)
     began = time.monotonic()
     train(prepared, model, settings)
     timings["train_s"] = time.monotonic() - began
@@ -97,19 +102,26 @@ def main(argv: list[str] | None = None) -> int:
     size_rows = by_bin(rows["diameter_px"].to_numpy(float), SIZE_BINS, scans.labels, probability, called, "px")
     snr = detectability(rows, scans.labels)
     snr_rows = by_bin(snr, DETECTABILITY_BINS, scans.labels, probability, called, "SNR")
+    grid = Predictor.from_dir(model).forward(scans.images[:1])["activations"].shape[1]
+    bound_rows = [[f"{side}x{side}" + (" (this model)" if side == grid else ""), pointing_bound(scans.masks, side)]
+                  for side in sorted({args.image_size // 16, args.image_size // 8, args.image_size // 4, grid})]
 
     print(f"\nsynthetic CT: {args.count} slices, test split {metrics['n']} ({metrics['n_masks']} with a tumor mask); "
           f"model at {args.image_size} px; " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     keys = ("accuracy", "recall", "specificity", "roc_auc", "ece", "pointing_game", "mask_energy", "threshold")
     targets = {"accuracy": ">= 0.99", "pointing_game": ">= 0.90"}
     print_table(["metric", "value", "target"], [[k, metrics[k], targets.get(k, "")] for k in keys])
+    print("best pointing_game any class activation map on a grid could reach (its upsampled peak sits at a cell "
+          "centre):")
+    print_table(["map", "pointing bound"], bound_rows)
     print(f"by lesion diameter ({GENERATED_SIZE} px slice); ROC-AUC against all tumor-free test slices:")
     print_table(["diameter", "tumors", "recall", "roc_auc"], size_rows)
     print("by detectability (SNR of an ideal observer who knows the head and where the tumor is; about 5 is "
           "the edge of visibility):")
     print_table(["SNR", "tumors", "recall", "roc_auc"], snr_rows)
     write_results("synthetic", {"count": args.count, "settings": settings.__dict__, "timings": timings,
-                                "metrics": metrics, "by_size": size_rows, "by_detectability": snr_rows})
+                                "metrics": metrics, "by_size": size_rows, "by_detectability": snr_rows,
+                                "pointing_bounds": bound_rows})
     return 0
 
 

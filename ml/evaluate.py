@@ -37,6 +37,24 @@ def heatmap_scores(heatmaps: list[np.ndarray], masks: list[np.ndarray | None]) -
     }
 
 
+def pointing_bound(masks: list[np.ndarray | None], grid: int) -> float | None:
+    """The best pointing_game that any grid×grid class activation map could score, upsampled as the
+    predictor upsamples it; None without masks.
+
+    A bilinearly upsampled map peaks at a cell centre (ties aside), so its peak can lie inside a tumor
+    only if the tumor covers one of the pixels next to a cell centre (or, for a border cell, whose
+    value OpenCV holds out to the edge, the first row or column). A tumor smaller than a cell that
+    lies between centres cannot be pointed at, whatever the network has learnt.
+    """
+    scored = [np.asarray(mask, bool) for mask in masks if mask is not None]
+    if not scored:
+        return None
+    size = scored[0].shape[0]
+    centres = (np.arange(grid) + 0.5) * size / grid - 0.5
+    pixels = np.unique(np.r_[0, np.floor(centres), np.ceil(centres)].astype(int))
+    return float(np.mean([mask[np.ix_(pixels, pixels)].any() for mask in scored]))
+
+
 def evaluate_arrays(predictor: Predictor, images: np.ndarray, y_true: np.ndarray,
                     masks: list[np.ndarray | None] | None = None) -> tuple[dict, np.ndarray]:
     """Metrics of `predictor` on normalised N×S×S images, and the calibrated probabilities.

@@ -13,6 +13,9 @@ ARCHITECTURES = ("tumorscreen", "baseline")
 # Blocks that run at full or half resolution get one convolution; later blocks, where the maps are
 # small and a convolution is cheap, get two.
 SINGLE_CONV_BLOCKS = 2
+# With a fine map, this block's output (a quarter of the input's side: 32×32 at 128 px) joins the
+# class activation map.
+FINE_BLOCK = 3
 
 
 def conv_bn_relu(x, filters: int, name: str, relu_name: str | None = None):
@@ -21,19 +24,36 @@ def conv_bn_relu(x, filters: int, name: str, relu_name: str | None = None):
     return layers.ReLU(name=relu_name or f"{name}_relu")(x)
 
 
-def build_tumorscreen(image_size: int = 128, width: int = 16, depth: int = 5, dropout: float = 0.3) -> keras.Model:
+def build_tumorscreen(image_size: int = 128, width: int = 16, depth: int = 5, dropout: float = 0.3,
+                      fine_map: bool = False) -> keras.Model:
     """Conv blocks of width, 2·width, 4·width, … (capped at 8·width) with max-pooling between them,
-    then global average pooling, dropout and one sigmoid unit."""
+    then global average pooling, dropout and one sigmoid unit.
+
+    With `fine_map`, what is pooled (and so the class activation map) is the last block's maps,
+    upsampled, side by side with block 3's maps at a quarter of the input's side. The last block alone
+    gives an 8×8 map at 128 px, and a heatmap upsampled from it peaks at a cell centre: even a perfect
+    8×8 map puts its peak inside fewer than half of the synthetic tumors (most are smaller than a
+    16-px cell), a 32×32 one inside 95 % (bench.bench_synthetic prints this bound for the model it
+    trains). Pooling and the dense unit stay linear, so the map stays exact.
+    """
+    if fine_map and depth <= FINE_BLOCK:
+        raise ValueError(f"a fine map needs a depth above {FINE_BLOCK}, got {depth}")
     inputs = keras.Input((image_size, image_size, 1), name="image")
     x = inputs
+    fine = None
     for block in range(1, depth + 1):
         filters = width * min(2 ** (block - 1), 8)
         last = block == depth
         if block > SINGLE_CONV_BLOCKS:
             x = conv_bn_relu(x, filters, name=f"block{block}a")
-        x = conv_bn_relu(x, filters, name=f"block{block}", relu_name="activations" if last else None)
+        x = conv_bn_relu(x, filters, name=f"block{block}", relu_name="activations" if last and not fine_map else None)
+        if fine_map and block == FINE_BLOCK:
+            fine = x
         if not last:
             x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
+    if fine is not None:
+        coarse = layers.UpSampling2D(2 ** (depth - FINE_BLOCK), interpolation="bilinear", name="coarse_up")(x)
+        x = layers.Concatenate(name="activations")([fine, coarse])
     x = layers.GlobalAveragePooling2D(name="features")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     x = layers.Dense(1, name="logit")(x)
@@ -58,11 +78,13 @@ def build_baseline(image_size: int = 128) -> keras.Model:
 
 
 def build_model(architecture: str = "tumorscreen", image_size: int = 128, width: int = 16, depth: int = 5,
-                dropout: float = 0.3) -> keras.Model:
+                dropout: float = 0.3, fine_map: bool = False) -> keras.Model:
     """The training model (one output, "probability") for `architecture`."""
     if architecture == "tumorscreen":
-        return build_tumorscreen(image_size, width, depth, dropout)
+        return build_tumorscreen(image_size, width, depth, dropout, fine_map)
     if architecture == "baseline":
+        if fine_map:
+            raise ValueError("a fine map needs a pooling head; the baseline architecture has none")
         return build_baseline(image_size)
     raise ValueError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
 

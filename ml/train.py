@@ -51,6 +51,8 @@ class TrainSettings:
     width: int = 16
     depth: int = 5
     dropout: float = 0.3
+    # Join block 3's quarter-resolution maps to the class activation map (ml.model.build_tumorscreen).
+    fine_map: bool = False
     patience: int = 4
     architecture: str = "tumorscreen"
     review_band: float = 0.15
@@ -214,7 +216,8 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
         order = oversample_indices(y_train, seed=settings.seed)
         X_train, y_train = X_train[order], y_train[order]
     norm_sample = _batch_norm_sample(X_train, settings)
-    model = build_model(settings.architecture, settings.image_size, settings.width, settings.depth, settings.dropout)
+    model = build_model(settings.architecture, settings.image_size, settings.width, settings.depth, settings.dropout,
+                        settings.fine_map)
     steps = settings.epochs * int(np.ceil(len(X_train) / settings.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps, alpha=0.02)
     model.compile(

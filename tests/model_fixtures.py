@@ -12,8 +12,10 @@ import numpy as np
 TINY_SIZE = 64
 
 
-def tiny_images(count: int, seed: int, size: int = TINY_SIZE, tumor_fraction: float = 0.5):
-    """(X N×S×S×1 float32 in [0, 1], y int8, masks list of bool S×S or None): half tumors by default."""
+def tiny_images(count: int, seed: int, size: int = TINY_SIZE, tumor_fraction: float = 0.5,
+                lesion_radius: tuple[float, float] = (0.07, 0.11)):
+    """(X N×S×S×1 float32 in [0, 1], y int8, masks list of bool S×S or None): half tumors by default;
+    lesion radii drawn from `lesion_radius`, as fractions of the side."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     centre = (size - 1) / 2
@@ -25,7 +27,7 @@ def tiny_images(count: int, seed: int, size: int = TINY_SIZE, tumor_fraction: fl
         image = np.where(head, 0.35, 0.0) + rng.normal(0.0, 0.05, (size, size))
         mask = None
         if y[i]:
-            radius = rng.uniform(0.07, 0.11) * size
+            radius = rng.uniform(*lesion_radius) * size
             angle, distance = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.42 * size - radius - 2)
             cy, cx = centre + distance * np.sin(angle), centre + distance * np.cos(angle)
             distance_sq = (yy - cy) ** 2 + (xx - cx) ** 2
@@ -46,14 +48,15 @@ def tiny_settings(**overrides):
     return TrainSettings(**{**values, **overrides})
 
 
-def build_tiny_model_dir(path: str | Path, seed: int = 0, on_epoch=None, **settings) -> dict:
+def build_tiny_model_dir(path: str | Path, seed: int = 0, on_epoch=None,
+                         lesion_radius: tuple[float, float] = (0.07, 0.11), **settings) -> dict:
     """Train a tiny model on `tiny_images` and write a complete model directory at `path`; returns its metrics.
     `settings` override `tiny_settings` (epochs, width, ...)."""
     from ml.train import train_arrays
 
-    X_train, y_train, _ = tiny_images(160, seed=seed + 1, tumor_fraction=0.4)
-    X_val, y_val, _ = tiny_images(64, seed=seed + 2)
-    X_test, y_test, _ = tiny_images(64, seed=seed + 3)
+    X_train, y_train, _ = tiny_images(160, seed=seed + 1, tumor_fraction=0.4, lesion_radius=lesion_radius)
+    X_val, y_val, _ = tiny_images(64, seed=seed + 2, lesion_radius=lesion_radius)
+    X_test, y_test, _ = tiny_images(64, seed=seed + 3, lesion_radius=lesion_radius)
     return train_arrays(X_train, y_train, X_val, y_val, X_test, y_test, path, tiny_settings(seed=seed, **settings),
                         on_epoch=on_epoch)
 

@@ -24,6 +24,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--recall-target", type=float, default=DEFAULTS.recall_target)
     parser.add_argument("--width", type=int, default=DEFAULTS.width, help="filters of the first block")
     parser.add_argument("--architecture", choices=("tumorscreen", "baseline"), default=DEFAULTS.architecture)
+    parser.add_argument("--fine-map", action="store_true",
+                        help="heatmaps from a 32×32 map at 128 px (block 3 joined to the last block), not 8×8")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--no-intensity-augment", action="store_true",
                         help="vary only the geometry, not contrast, brightness or gamma (CT in a fixed window)")
@@ -41,7 +43,8 @@ def main(argv: list[str]) -> int:
         settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
                                  learning_rate=args.learning_rate, seed=args.seed, recall_target=args.recall_target,
                                  width=args.width, architecture=args.architecture, augment=not args.no_augment,
-                                 intensity_augment=not args.no_intensity_augment, balance=not args.no_balance)
+                                 intensity_augment=not args.no_intensity_augment, balance=not args.no_balance,
+                                 fine_map=args.fine_map)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -8,9 +8,9 @@ import pytest
 
 from ml.commands.evaluate import main as evaluate_main
 from ml.errors import RejectedFile
-from ml.evaluate import evaluate_arrays, normalised_mask
+from ml.evaluate import evaluate_arrays, normalised_mask, pointing_bound
 from ml.normalise import normalise, prepare_image
-from ml.predictor import Predictor
+from ml.predictor import Predictor, class_activation_map
 from tests.builders import make_head_slice, make_png
 
 KEYS = {"n", "accuracy", "recall", "specificity", "precision", "f1", "roc_auc", "pr_auc", "ece", "threshold",
@@ -151,3 +151,30 @@ def test_masks_of_a_prepared_dataset_are_found_through_its_source(handmade_model
     metrics = json.loads(out.read_text())
     # The hand-made heatmap is the scan itself, brightest on the lesion.
     assert metrics["n_masks"] == 1 and metrics["pointing_game"] == 1.0
+
+
+def square_mask(top: int, left: int, side: int = 2, size: int = 32) -> np.ndarray:
+    mask = np.zeros((size, size), bool)
+    mask[top:top + side, left:left + side] = True
+    return mask
+
+
+def test_pointing_bound_counts_the_tumors_that_cover_a_cell_centre():
+    # A 4×4 map on 32 px: cells of 8 px, centres between pixels 3|4, 11|12, 19|20, 27|28.
+    between_centres = square_mask(6, 6)
+    on_a_centre = square_mask(12, 19)
+    large = square_mask(2, 2, side=20)
+    assert pointing_bound([between_centres, None, on_a_centre, large], grid=4) == pytest.approx(2 / 3)
+    assert pointing_bound([between_centres], grid=32) == 1.0
+    assert pointing_bound([None, None], grid=4) is None
+
+
+def test_no_map_on_the_grid_beats_the_pointing_bound():
+    """Every one-hot 4×4 map, upsampled as the predictor does, against every 2×2 tumor position."""
+    one_hot_maps = [np.eye(16, dtype=np.float32)[k].reshape(4, 4, 1) for k in range(16)]
+    heatmaps = [class_activation_map(a, np.ones(1, np.float32), 32) for a in one_hot_maps]
+    for top in range(31):
+        for left in range(31):
+            mask = square_mask(top, left)
+            if any(mask.flat[int(np.argmax(h))] for h in heatmaps):
+                assert pointing_bound([mask], grid=4) == 1.0, (top, left)

@@ -13,6 +13,36 @@ def test_inference_model_has_the_four_contract_outputs():
     assert [tuple(o.shape) for o in model.outputs] == [(None, 1), (None, 1), (None, 64), (None, 8, 8, 64)]
 
 
+def test_a_fine_map_joins_block_3_to_the_last_block_at_a_quarter_of_the_side():
+    model = inference_model(build_model(image_size=64, width=8, depth=5, fine_map=True))
+    # block 3: 32 channels at 16×16; block 5: 64 channels at 4×4, upsampled.
+    assert [tuple(o.shape) for o in model.outputs] == [(None, 1), (None, 1), (None, 96), (None, 16, 16, 96)]
+
+
+@pytest.mark.parametrize("architecture, depth, message", [
+    ("tumorscreen", 3, "a fine map needs a depth above 3, got 3"),
+    ("baseline", 5, "a fine map needs a pooling head; the baseline architecture has none"),
+])
+def test_a_fine_map_is_refused_where_it_cannot_be_built(architecture, depth, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        build_model(architecture, image_size=64, depth=depth, fine_map=True)
+
+
+def test_fine_map_onnx_agrees_with_keras_and_its_map_gives_the_logit():
+    from ml.export import to_onnx_bytes
+
+    model = build_model(image_size=64, width=4, depth=4, fine_map=True)
+    images, _, _ = tiny_images(4, seed=5)
+    keras_outputs = inference_model(model).predict(images, verbose=0)
+    session = ort.InferenceSession(to_onnx_bytes(model))
+    onnx_outputs = session.run(["probability", "logit", "features", "activations"], {"image": images})
+    for expected, actual in zip(keras_outputs, onnx_outputs):
+        np.testing.assert_allclose(actual, expected, atol=1e-4)
+    weights, bias = cam_weights(model)
+    cam = onnx_outputs[3] @ np.asarray(weights, np.float32)
+    np.testing.assert_allclose(cam.mean(axis=(1, 2)) + bias, onnx_outputs[1][:, 0], atol=1e-4)
+
+
 def test_baseline_is_the_earlier_products_network():
     # 3 conv blocks (32, 64, 128) + Flatten + Dense 128 at 128 px: 3.3 million parameters, as reported.
     assert build_model("baseline", image_size=128).count_params() == 3_304_193

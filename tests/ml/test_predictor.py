@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ml.predictor import Predictor, class_activation_map
-from tests.model_fixtures import tiny_images
+from tests.model_fixtures import build_tiny_model_dir, tiny_images
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,6 +86,21 @@ def test_from_files_equals_from_dir(handmade_model_dir):
 def test_trained_model_heatmaps_peak_on_the_lesion(tiny_model_dir):
     images, y, masks = tiny_images(48, seed=11, tumor_fraction=1.0)
     predictions = Predictor.from_dir(tiny_model_dir).predict(images[..., 0])
+    hits = [bool(mask.flat[int(np.argmax(p.heatmap))]) for p, mask in zip(predictions, masks)]
+    assert np.mean(hits) >= 0.9
+    assert all(p.label == "tumor" for p in predictions)
+
+
+# Lesions 5-8 px across on 64 px scans: smaller than a cell of the tiny model's last 8×8 map.
+SMALL_LESIONS = (0.04, 0.06)
+
+
+def test_a_fine_map_points_at_lesions_smaller_than_a_coarse_cell(tmp_path):
+    """With the 8×8 map alone the same training points inside 58 % of these lesions (measured): its
+    upsampled peak sits at a cell centre, and most of them lie between centres."""
+    build_tiny_model_dir(tmp_path, fine_map=True, lesion_radius=SMALL_LESIONS)
+    images, _, masks = tiny_images(48, seed=11, tumor_fraction=1.0, lesion_radius=SMALL_LESIONS)
+    predictions = Predictor.from_dir(tmp_path).predict(images[..., 0])
     hits = [bool(mask.flat[int(np.argmax(p.heatmap))]) for p, mask in zip(predictions, masks)]
     assert np.mean(hits) >= 0.9
     assert all(p.label == "tumor" for p in predictions)

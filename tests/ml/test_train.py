@@ -92,12 +92,13 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
     data = write_prepared(tmp_path / "prepared")
     out = tmp_path / "model"
     assert train_main(["--data", str(data), "--out", str(out), "--epochs", "2", "--image-size", "64", "--width", "8",
-                       "--batch-size", "16", "--no-intensity-augment"]) == 0
+                       "--batch-size", "16", "--no-intensity-augment", "--fine-map"]) == 0
     metadata = json.loads((out / "metadata.json").read_text())
     digest = hashlib.sha256((data / "metadata.csv").read_bytes()).hexdigest()
     assert metadata["training_data"] == {"fingerprint": f"sha256:{digest}", "n_train": 48, "n_val": 24, "n_test": 16}
     assert metadata["settings"]["epochs"] == 2 and metadata["settings"]["width"] == 8
     assert metadata["settings"]["augment"] and not metadata["settings"]["intensity_augment"]
+    assert metadata["settings"]["fine_map"]
     assert json.loads(capsys.readouterr().out.splitlines()[-2])["wall_seconds"] > 0
 
 
