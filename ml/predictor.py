@@ -18,8 +18,11 @@ import onnxruntime as ort
 from ml.calibration import apply_temperature
 
 CLASS_NAMES = ("no_tumor", "tumor")
-# Bounds the memory a call can take: activations of a batch this size are a few MiB.
+# Bounds the memory a call can take: a batch is cut into chunks of at most CHUNK scans whose
+# activations (the largest output) fit in ACTIVATION_BUDGET bytes. The default 8×8×128 map allows
+# the full 64; a fine 32×32×192 map (768 KiB a scan) allows 5.
 CHUNK = 64
+ACTIVATION_BUDGET = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,13 @@ def class_activation_map(activations: np.ndarray, weights: np.ndarray | None, si
     return ((upsampled - low) / span).astype(np.float32)
 
 
+def chunk_size(session: ort.InferenceSession) -> int:
+    """Scans per forward pass: CHUNK, or fewer where one scan's activations are large."""
+    shape = next(output.shape for output in session.get_outputs() if output.name == "activations")
+    per_scan = 4 * int(np.prod([d for d in shape[1:] if isinstance(d, int)]))
+    return int(np.clip(ACTIVATION_BUDGET // max(per_scan, 1), 1, CHUNK))
+
+
 class Predictor:
     """Loads `model.onnx` + `metadata.json` and predicts batches of normalised images."""
 
@@ -62,6 +72,7 @@ class Predictor:
         self.class_names = tuple(metadata.get("class_names", CLASS_NAMES))
         weights = metadata.get("cam_weights")
         self._cam_weights = np.asarray(weights, np.float32) if weights is not None else None
+        self.chunk = chunk_size(session)
         projection = metadata["projection"]
         self._projection_mean = np.asarray(projection["mean"], np.float32)
         self._projection_components = np.asarray(projection["components"], np.float32)
@@ -107,8 +118,8 @@ class Predictor:
     def predict(self, images: np.ndarray) -> list[Prediction]:
         images = self._check(images)
         predictions: list[Prediction] = []
-        for start in range(0, len(images), CHUNK):
-            chunk = images[start:start + CHUNK]
+        for start in range(0, len(images), self.chunk):
+            chunk = images[start:start + self.chunk]
             began = time.perf_counter()
             outputs = self.forward(chunk)
             probabilities = self.calibrated(outputs["logit"])
