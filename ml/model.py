@@ -9,13 +9,12 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ml.train import FINE_BLOCK, fine_map_error
+
 ARCHITECTURES = ("tumorscreen", "baseline")
 # Blocks that run at full or half resolution get one convolution; later blocks, where the maps are
 # small and a convolution is cheap, get two.
 SINGLE_CONV_BLOCKS = 2
-# With a fine map, this block's output (a quarter of the input's side: 32×32 at 128 px) joins the
-# class activation map.
-FINE_BLOCK = 3
 
 
 def conv_bn_relu(x, filters: int, name: str, relu_name: str | None = None):
@@ -36,8 +35,9 @@ def build_tumorscreen(image_size: int = 128, width: int = 16, depth: int = 5, dr
     16-px cell), a 32×32 one inside 95 % (bench.bench_synthetic prints this bound for the model it
     trains). Pooling and the dense unit stay linear, so the map stays exact.
     """
-    if fine_map and depth <= FINE_BLOCK:
-        raise ValueError(f"a fine map needs a depth above {FINE_BLOCK}, got {depth}")
+    problem = fine_map_error(image_size, depth) if fine_map else None
+    if problem:
+        raise ValueError(problem)
     inputs = keras.Input((image_size, image_size, 1), name="image")
     x = inputs
     fine = None

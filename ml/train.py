@@ -27,12 +27,26 @@ STOP_POLL_SECONDS = 0.5
 # Batch-norm statistics are re-measured on this many training scans before each validation.
 BATCH_NORM_SAMPLE = 1024
 
+# With a fine map (TrainSettings.fine_map), this block's output, at a quarter of the input's side
+# (32×32 at 128 px), joins the class activation map (ml.model.build_tumorscreen).
+FINE_BLOCK = 3
+
 EpochHook = Callable[[int, dict], None]
 StopHook = Callable[[], bool]
 
 
 class TrainingCancelled(RuntimeError):
     """Raised out of training when `should_stop()` answered True."""
+
+
+def fine_map_error(image_size: int, depth: int) -> str | None:
+    """Why a fine map cannot be built for this input size and depth, or None when it can."""
+    if depth <= FINE_BLOCK:
+        return f"a fine map needs a depth above {FINE_BLOCK}, got {depth}"
+    cell = 2 ** (depth - 1)
+    if image_size % cell:
+        return f"a fine map needs an image size divisible by {cell}, got {image_size}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,8 @@ class TrainSettings:
             raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
         if self.review_band < 0.0:
             raise ValueError(f"review_band must be non-negative, got {self.review_band}")
+        if self.fine_map and fine_map_error(self.image_size, self.depth):
+            raise ValueError(fine_map_error(self.image_size, self.depth))
 
 
 def fingerprint_file(path: str | Path) -> str:

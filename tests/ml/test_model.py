@@ -19,13 +19,14 @@ def test_a_fine_map_joins_block_3_to_the_last_block_at_a_quarter_of_the_side():
     assert [tuple(o.shape) for o in model.outputs] == [(None, 1), (None, 1), (None, 96), (None, 16, 16, 96)]
 
 
-@pytest.mark.parametrize("architecture, depth, message", [
-    ("tumorscreen", 3, "a fine map needs a depth above 3, got 3"),
-    ("baseline", 5, "a fine map needs a pooling head; the baseline architecture has none"),
+@pytest.mark.parametrize("architecture, image_size, depth, message", [
+    ("tumorscreen", 64, 3, "a fine map needs a depth above 3, got 3"),
+    ("tumorscreen", 40, 5, "a fine map needs an image size divisible by 16, got 40"),
+    ("baseline", 64, 5, "a fine map needs a pooling head; the baseline architecture has none"),
 ])
-def test_a_fine_map_is_refused_where_it_cannot_be_built(architecture, depth, message):
+def test_a_fine_map_is_refused_where_it_cannot_be_built(architecture, image_size, depth, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
-        build_model(architecture, image_size=64, depth=depth, fine_map=True)
+        build_model(architecture, image_size=image_size, depth=depth, fine_map=True)
 
 
 def test_fine_map_onnx_agrees_with_keras_and_its_map_gives_the_logit():

@@ -67,6 +67,12 @@ def test_settings_refuse_an_impossible_recall_target():
         TrainSettings(recall_target=0.0)
 
 
+def test_settings_refuse_a_fine_map_that_cannot_be_built():
+    with pytest.raises(ValueError, match="^a fine map needs an image size divisible by 16, got 120$"):
+        TrainSettings(image_size=120, fine_map=True)
+    assert TrainSettings(image_size=120).image_size == 120  # the coarse map takes any size
+
+
 def write_prepared(root, seed: int = 0):
     """A prepared dataset folder of tiny images, as `python -m ml prepare` lays it out."""
     import cv2

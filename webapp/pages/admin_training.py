@@ -56,6 +56,8 @@ def layout(**_: Any) -> dbc.Container:
                                value=True), md="auto"),
             dbc.Col(dbc.Switch(id="train-intensity", label="Also vary contrast and brightness (off for windowed CT)",
                                value=True), md="auto"),
+            dbc.Col(dbc.Switch(id="train-fine-map", label="Fine heatmap (a 32×32 map at 128 px, for small lesions)",
+                               value=False), md="auto"),
             dbc.Col(dbc.Button("Start training", id="train-start", color="primary"), md="auto"),
         ], className="g-3 mt-2 align-items-center"),
         dbc.Alert(id="train-message", is_open=False, className="mt-3 mb-0"),
@@ -91,11 +93,12 @@ def layout(**_: Any) -> dbc.Container:
     State("train-balance", "value"),
     State("train-augment", "value"),
     State("train-intensity", "value"),
+    State("train-fine-map", "value"),
     prevent_initial_call=True,
 )
 def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, image_size: int | None,
               learning_rate: float | None, batch_size: int | None, balance: bool | None,
-              augment: bool | None, intensity: bool | None) -> tuple:
+              augment: bool | None, intensity: bool | None, fine_map: bool | None) -> tuple:
     def refuse(message: str) -> tuple:
         return f"Not started: {message}.", "danger", True, no_update, no_update, no_update
 
@@ -111,7 +114,8 @@ def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, i
         return refuse("the learning rate must be above 0")
     settings = {"epochs": int(epochs), "image_size": int(image_size),  # type: ignore[arg-type]
                 "learning_rate": float(learning_rate), "batch_size": int(batch_size),  # type: ignore[arg-type]
-                "balance": bool(balance), "augment": bool(augment), "intensity_augment": bool(intensity)}
+                "balance": bool(balance), "augment": bool(augment), "intensity_augment": bool(intensity),
+                "fine_map": bool(fine_map)}
     try:
         with session_scope() as db:
             # The training-run module writes the audit entry (who, which dataset, which settings).
@@ -183,7 +187,7 @@ def show_progress(_n: int | None, run_id: int | None) -> tuple:
                                f" ({progress.candidate_status})"]))
     settings = ", ".join(f"{k} {v}" for k, v in progress.settings.items()
                          if k in ("epochs", "image_size", "learning_rate", "batch_size", "balance", "augment",
-                                  "intensity_augment"))
+                                  "intensity_augment", "fine_map"))
     lines.append(html.Div(settings, className="text-muted small"))
     # Stop polling once the run is over and, when it succeeded, its candidate is registered.
     finished = progress.status in FINAL_STATUSES and (progress.status != "succeeded" or progress.candidate)
