@@ -1,6 +1,6 @@
 """Real data end to end: prepare brain-mri, train with the defaults, every metric on the test split.
 
-    python -m bench.bench_real_data [--src ../shared/data/brain-mri] [--prepared DIR] [--out MODEL_DIR]
+    python -m bench.bench_real_data [--src ../shared/data/brain-mri] [--prepared DIR] [--out MODEL_DIR] [--fine-map]
 
 The split is by similarity group (ml.prepare), so no near-duplicate of a test slice was trained on.
 Wall time covers prepare + train (+ export, calibration and test evaluation, which train does).
@@ -37,12 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", type=Path, default=WORK / "real_prepared")
     parser.add_argument("--out", type=Path, default=WORK / "real_model")
     parser.add_argument("--reuse-prepared", action="store_true", help="skip prepare when --prepared exists")
+    parser.add_argument("--fine-map", action="store_true", help="train with the fine heatmap (TrainSettings.fine_map)")
     args = parser.parse_args(argv)
 
     from ml.prepare import prepare_dataset
     from ml.train import TrainSettings, train
 
-    settings = TrainSettings()
+    settings = TrainSettings(fine_map=args.fine_map)
     began = time.monotonic()
     if not (args.reuse_prepared and (args.prepared / "metadata.csv").is_file()):
         prepare_dataset(args.src, args.prepared, size=224, seed=settings.seed)

@@ -1,7 +1,7 @@
 """Synthetic head CT: generate → prepare → train → evaluate with masks; recall and ROC-AUC by lesion size and
 by how detectable each tumor is.
 
-    python -m bench.bench_synthetic [--count 2000] [--image-size 128] [--epochs 12] [--no-fine-map] [--reuse]
+    python -m bench.bench_synthetic [--count 2000] [--image-size 128] [--epochs 12] [--fine-map] [--reuse]
 
 The heatmap is scored against the true tumor masks: pointing_game (the heatmap's peak lies inside
 the tumor) and mask_energy (share of the heatmap's mass inside the tumor), on the test split, beside
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--fine-map", action=argparse.BooleanOptionalAction, default=True,
-                        help="heatmaps from block 3 joined to the last block (ml.model.build_tumorscreen)")
+    parser.add_argument("--fine-map", action="store_true",
+                        help="heatmaps from block 3 joined to the last block (TrainSettings.fine_map)")
     parser.add_argument("--work", type=Path, default=WORK / "synthetic")
     parser.add_argument("--reuse", action="store_true", help="keep a generated and prepared set from an earlier run")
     args = parser.parse_args(argv)

@@ -56,7 +56,7 @@ def layout(**_: Any) -> dbc.Container:
                                value=True), md="auto"),
             dbc.Col(dbc.Switch(id="train-intensity", label="Also vary contrast and brightness (off for windowed CT)",
                                value=True), md="auto"),
-            dbc.Col(dbc.Switch(id="train-fine-map", label="Fine heatmap (a 32×32 map at 128 px, for small lesions)",
+            dbc.Col(dbc.Switch(id="train-fine-map", label="Fine heatmap grid (32×32 at 128 px, not 8×8)",
                                value=False), md="auto"),
             dbc.Col(dbc.Button("Start training", id="train-start", color="primary"), md="auto"),
         ], className="g-3 mt-2 align-items-center"),
