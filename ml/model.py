@@ -36,9 +36,6 @@ def build_tumorscreen(image_size: int = 128, width: int = 16, depth: int = 5, dr
     linear, so the map stays exact. Off by default: it lifts the bound, not what the network learns
     (on synthetic CT after 10 epochs it pointed inside 15 % of the tumors, the 8×8 map 24 %).
     """
-    problem = fine_map_error(image_size, depth) if fine_map else None
-    if problem:
-        raise ValueError(problem)
     inputs = keras.Input((image_size, image_size, 1), name="image")
     x = inputs
     fine = None
@@ -81,11 +78,11 @@ def build_baseline(image_size: int = 128) -> keras.Model:
 def build_model(architecture: str = "tumorscreen", image_size: int = 128, width: int = 16, depth: int = 5,
                 dropout: float = 0.3, fine_map: bool = False) -> keras.Model:
     """The training model (one output, "probability") for `architecture`."""
+    if fine_map and (problem := fine_map_error(architecture, image_size, depth)):
+        raise ValueError(problem)
     if architecture == "tumorscreen":
         return build_tumorscreen(image_size, width, depth, dropout, fine_map)
     if architecture == "baseline":
-        if fine_map:
-            raise ValueError("a fine map needs a pooling head; the baseline architecture has none")
         return build_baseline(image_size)
     raise ValueError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
 

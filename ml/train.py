@@ -39,8 +39,10 @@ class TrainingCancelled(RuntimeError):
     """Raised out of training when `should_stop()` answered True."""
 
 
-def fine_map_error(image_size: int, depth: int) -> str | None:
-    """Why a fine map cannot be built for this input size and depth, or None when it can."""
+def fine_map_error(architecture: str, image_size: int, depth: int) -> str | None:
+    """Why a fine map cannot be built for this network, or None when it can."""
+    if architecture == "baseline":
+        return "a fine map needs a pooling head; the baseline architecture has none"
     if depth <= FINE_BLOCK:
         return f"a fine map needs a depth above {FINE_BLOCK}, got {depth}"
     cell = 2 ** (depth - 1)
@@ -78,8 +80,8 @@ class TrainSettings:
             raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
         if self.review_band < 0.0:
             raise ValueError(f"review_band must be non-negative, got {self.review_band}")
-        if self.fine_map and fine_map_error(self.image_size, self.depth):
-            raise ValueError(fine_map_error(self.image_size, self.depth))
+        if self.fine_map and (problem := fine_map_error(self.architecture, self.image_size, self.depth)):
+            raise ValueError(problem)
 
 
 def fingerprint_file(path: str | Path) -> str:

@@ -70,6 +70,8 @@ def test_settings_refuse_an_impossible_recall_target():
 def test_settings_refuse_a_fine_map_that_cannot_be_built():
     with pytest.raises(ValueError, match="^a fine map needs an image size divisible by 16, got 120$"):
         TrainSettings(image_size=120, fine_map=True)
+    with pytest.raises(ValueError, match="^a fine map needs a pooling head; the baseline architecture has none$"):
+        TrainSettings(architecture="baseline", fine_map=True)
     assert TrainSettings(image_size=120).image_size == 120  # the coarse map takes any size
 
 
