@@ -133,7 +133,7 @@ def load_raw(data_dir: str | Path, size: int, tumor_classes=None, normal_classes
                  masks if masks_dir is not None else None, rejected)
 
 
-def _source_root(prepared_dir: Path) -> Path:
+def source_root(prepared_dir: Path) -> Path:
     """The folder `source_path` is relative to: the source that prepare read (report.json settings.src)."""
     report = prepared_dir / "report.json"
     if report.is_file():
@@ -152,14 +152,14 @@ def load_prepared(data_dir: str | Path, size: int, masks_dir: str | Path | None 
     images = [load_image(data_dir / p, size) for p in rows["path"]]
     masks = None
     if masks_dir is not None:
-        source_root = _source_root(data_dir)
+        root = source_root(data_dir)
         masks = []
         for source, label in zip(rows["source_path"], rows["label"]):
             if label != "tumor":
                 masks.append(None)
                 continue
             source = Path(source)
-            decoded = decode_file(source if source.is_absolute() else source_root / source)
+            decoded = decode_file(source if source.is_absolute() else root / source)
             masks.append(normalised_mask(_read_mask(Path(masks_dir), source.stem), decoded.pixels, size))
     return Scans(np.stack(images) if images else _empty(size), rows["label"].map(LABELS).to_numpy(np.int8),
                  list(rows["path"]), masks)
