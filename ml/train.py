@@ -59,6 +59,9 @@ class TrainSettings:
     learning_rate: float = 2e-3
     seed: int = 0
     recall_target: float = 0.99
+    # When set, the threshold meets recall_target in this share of group-bootstrap draws of validation
+    # (ml.calibration.choose_threshold), not on validation's own patients alone.
+    recall_confidence: float | None = None
     balance: bool = True
     augment: bool = True
     # Vary contrast, brightness and gamma too (ml.augment): right for MR and mixed exports, wrong for
@@ -76,6 +79,8 @@ class TrainSettings:
     def __post_init__(self):
         if not 0.0 < self.recall_target <= 1.0:
             raise ValueError(f"recall_target must be in (0, 1], got {self.recall_target}")
+        if self.recall_confidence is not None and not 0.0 < self.recall_confidence < 1.0:
+            raise ValueError(f"recall_confidence must be in (0, 1), got {self.recall_confidence}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
         if self.review_band < 0.0:
@@ -287,8 +292,12 @@ def _raw_outputs(session, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
                  X_test: np.ndarray, y_test: np.ndarray, out_dir: str | Path, settings: TrainSettings,
                  on_epoch: EpochHook | None = None, should_stop: StopHook | None = None,
-                 fingerprint: str | None = None, preprocessing: dict | None = None) -> dict:
+                 fingerprint: str | None = None, preprocessing: dict | None = None,
+                 val_groups: np.ndarray | None = None) -> dict:
     """Train on arrays (N×S×S×1 float32 in [0, 1], labels 1 = tumor) and write the model directory.
+
+    `val_groups` (similarity group per validation scan) is what the threshold's recall confidence
+    resamples; without it each scan counts as its own patient.
 
     Returns the test metrics (evaluate's keys) plus "validation" and "training" summaries.
     """
@@ -317,7 +326,8 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     _, train_features = _raw_outputs(session, X_train[sample])
     temperature, calibration_bias = fit_calibration(val_logits, y_val)
     val_probability = apply_temperature(val_logits, temperature, calibration_bias)
-    threshold = choose_threshold(y_val, val_probability, settings.recall_target)
+    threshold = choose_threshold(y_val, val_probability, settings.recall_target,
+                                 confidence=settings.recall_confidence, groups=val_groups, seed=settings.seed)
     weights = cam_weights(model)
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -329,6 +339,7 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
         "calibration_bias": calibration_bias,
         "review_band": settings.review_band,
         "recall_target": settings.recall_target,
+        "recall_confidence": settings.recall_confidence,
         "class_names": list(CLASS_NAMES),
         "architecture": settings.architecture,
         "cam_weights": weights[0] if weights else None,
@@ -361,9 +372,11 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
 def train(prepared_dir: str | Path, out_dir: str | Path, settings: TrainSettings,
           on_epoch: EpochHook | None = None, should_stop: StopHook | None = None) -> dict:
     """Train on a prepared dataset folder (see `ml.dataset`) and write a model directory; returns metrics."""
-    from ml.dataset import load_split
+    from ml.dataset import load_split, read_metadata
 
     prepared_dir = Path(prepared_dir)
     splits = {split: load_split(prepared_dir, split, image_size=settings.image_size) for split in ("train", "val", "test")}
+    rows = read_metadata(prepared_dir)
     return train_arrays(*splits["train"], *splits["val"], *splits["test"], out_dir, settings, on_epoch, should_stop,
-                        fingerprint=fingerprint_file(prepared_dir / "metadata.csv"))
+                        fingerprint=fingerprint_file(prepared_dir / "metadata.csv"),
+                        val_groups=rows.loc[rows["split"] == "val", "group"].to_numpy())

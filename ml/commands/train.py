@@ -12,6 +12,10 @@ from ml.train import TrainSettings
 DEFAULTS = TrainSettings()
 
 
+def confidence(text: str) -> float | None:
+    return None if text.strip().lower() in ("off", "none") else float(text)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ml train", description=__doc__.split(":", 1)[1].strip())
     parser.add_argument("--data", required=True, type=Path, help="prepared dataset folder (python -m ml prepare)")
@@ -22,6 +26,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--recall-target", type=float, default=DEFAULTS.recall_target)
+    parser.add_argument("--recall-confidence", type=confidence, default=DEFAULTS.recall_confidence,
+                        help="share of group-bootstrap draws of validation in which the threshold must meet "
+                             f"the recall target, or 'off' for validation alone (default {DEFAULTS.recall_confidence})")
     parser.add_argument("--width", type=int, default=DEFAULTS.width, help="filters of the first block")
     parser.add_argument("--architecture", choices=("tumorscreen", "baseline"), default=DEFAULTS.architecture)
     parser.add_argument("--fine-map", action="store_true",
@@ -42,6 +49,7 @@ def main(argv: list[str]) -> int:
     try:
         settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
                                  learning_rate=args.learning_rate, seed=args.seed, recall_target=args.recall_target,
+                                 recall_confidence=args.recall_confidence,
                                  width=args.width, architecture=args.architecture, augment=not args.no_augment,
                                  intensity_augment=not args.no_intensity_augment, balance=not args.no_balance,
                                  fine_map=args.fine_map)

@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from ml.calibration import choose_threshold
+from ml.dataset import load_split, read_metadata
 from ml.predictor import Predictor
 from ml.train import TrainSettings, TrainingCancelled, train_arrays
 from tests.model_fixtures import build_tiny_model_dir, tiny_images, tiny_settings
@@ -67,6 +69,17 @@ def test_settings_refuse_an_impossible_recall_target():
         TrainSettings(recall_target=0.0)
 
 
+def test_settings_refuse_an_impossible_recall_confidence(capsys):
+    from ml.commands.train import main as train_main
+
+    with pytest.raises(ValueError, match=r"^recall_confidence must be in \(0, 1\), got 1.5$"):
+        TrainSettings(recall_confidence=1.5)
+    assert TrainSettings(recall_confidence=None).recall_confidence is None
+    with pytest.raises(SystemExit):
+        train_main(["--data", "x", "--out", "y", "--recall-confidence", "most"])
+    assert "argument --recall-confidence: invalid confidence value: 'most'" in capsys.readouterr().err
+
+
 def test_settings_refuse_a_fine_map_that_cannot_be_built():
     with pytest.raises(ValueError, match="^a fine map needs an image size divisible by 16, got 120$"):
         TrainSettings(image_size=120, fine_map=True)
@@ -75,19 +88,23 @@ def test_settings_refuse_a_fine_map_that_cannot_be_built():
     assert TrainSettings(image_size=120).image_size == 120  # the coarse map takes any size
 
 
-def write_prepared(root, seed: int = 0):
-    """A prepared dataset folder of tiny images, as `python -m ml prepare` lays it out."""
+def write_prepared(root, seed: int = 0, mislabelled_val: int = 0):
+    """A prepared dataset folder of tiny images, as `python -m ml prepare` lays it out; each scan its own
+    similarity group, except the first `mislabelled_val` validation normals: labelled tumor and one
+    patient (group 9999)."""
     import cv2
 
     rows = ["source_path,path,label,source_class,group,split,sha256,width,height,format"]
     for split, count in (("train", 48), ("val", 24), ("test", 16)):
         X, y, _ = tiny_images(count, seed=seed + len(rows))
+        mislabelled = set(np.flatnonzero(y == 0)[:mislabelled_val]) if split == "val" else set()
         for i, (image, label) in enumerate(zip(X, y)):
-            name = "tumor" if label else "no_tumor"
+            name = "tumor" if label or i in mislabelled else "no_tumor"
+            group = 9999 if i in mislabelled else len(rows)
             path = f"images/{split}/{name}/{split}{i}.png"
             (root / path).parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(root / path), np.round(image[..., 0] * 255).astype(np.uint8))
-            rows.append(f"src/{split}{i}.png,{path},{name},{name},{len(rows)},{split},{len(rows):064x},64,64,png")
+            rows.append(f"src/{split}{i}.png,{path},{name},{name},{group},{split},{len(rows):064x},64,64,png")
     (root / "metadata.csv").write_text("\n".join(rows) + "\n")
     return root
 
@@ -97,16 +114,26 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
 
     from ml.commands.train import main as train_main
 
-    data = write_prepared(tmp_path / "prepared")
+    data = write_prepared(tmp_path / "prepared", mislabelled_val=3)
     out = tmp_path / "model"
     assert train_main(["--data", str(data), "--out", str(out), "--epochs", "2", "--image-size", "64", "--width", "8",
-                       "--batch-size", "16", "--no-intensity-augment", "--fine-map"]) == 0
+                       "--batch-size", "16", "--no-intensity-augment", "--fine-map", "--recall-target", "0.75",
+                       "--recall-confidence", "0.9"]) == 0
     metadata = json.loads((out / "metadata.json").read_text())
     digest = hashlib.sha256((data / "metadata.csv").read_bytes()).hexdigest()
     assert metadata["training_data"] == {"fingerprint": f"sha256:{digest}", "n_train": 48, "n_val": 24, "n_test": 16}
     assert metadata["settings"]["epochs"] == 2 and metadata["settings"]["width"] == 8
     assert metadata["settings"]["augment"] and not metadata["settings"]["intensity_augment"]
     assert metadata["settings"]["fine_map"]
+    assert metadata["recall_confidence"] == metadata["settings"]["recall_confidence"] == 0.9
+    # The threshold was chosen with the validation scans' similarity groups from metadata.csv (the three
+    # mislabelled, low-scoring "tumors" are one patient there), not scan by scan.
+    X_val, y_val = load_split(data, "val", image_size=64)
+    probability = np.array([p.probability for p in Predictor.from_dir(out).predict(X_val[..., 0])])
+    groups = read_metadata(data).query("split == 'val'")["group"].to_numpy()
+    chosen = choose_threshold(y_val, probability, 0.75, confidence=0.9, groups=groups)
+    assert chosen != choose_threshold(y_val, probability, 0.75, confidence=0.9)  # the groups do matter here
+    assert metadata["threshold"] == chosen
     assert json.loads(capsys.readouterr().out.splitlines()[-2])["wall_seconds"] > 0
 
 
