@@ -59,9 +59,10 @@ class TrainSettings:
     learning_rate: float = 2e-3
     seed: int = 0
     recall_target: float = 0.99
-    # When set, the threshold meets recall_target in this share of group-bootstrap draws of validation
-    # (ml.calibration.choose_threshold), not on validation's own patients alone.
-    recall_confidence: float | None = None
+    # The threshold meets recall_target in this share of group-bootstrap draws of validation
+    # (ml.calibration.choose_threshold), not on validation's own patients alone; None for the latter.
+    # On brain-mri's test split (same weights): recall 0.955 → 0.980, specificity 0.985 → 0.981.
+    recall_confidence: float | None = 0.95
     balance: bool = True
     augment: bool = True
     # Vary contrast, brightness and gamma too (ml.augment): right for MR and mixed exports, wrong for
