@@ -18,7 +18,6 @@ import json
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from bench.common import WORK, print_table, write_results
@@ -31,17 +30,14 @@ from ml.metrics import binary_metrics
 from ml.normalise import prepare_image
 from ml.predictor import Predictor
 from ml.source_shift import FAMILIES, shifted_file
+from worker.images import decode_png, png_bytes, resize_square
 
 OTHER_SOURCE_TARGETS = {"roc_auc": 0.95, "recall": 0.95}
 
 
 def model_input(normalised: np.ndarray, size: int) -> np.ndarray:
-    """A normalised scan as the screening worker feeds it: stored as 8-bit PNG, resized to `size`."""
-    stored = np.round(np.clip(normalised, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if stored.shape != (size, size):
-        stored = cv2.resize(stored, (size, size), interpolation=cv2.INTER_AREA if stored.shape[0] > size
-                            else cv2.INTER_LINEAR)
-    return stored.astype(np.float32) / 255.0
+    """A normalised scan as the screening worker feeds it: stored as 8-bit PNG, read back, resized."""
+    return resize_square(decode_png(png_bytes(normalised)), size)
 
 
 def family_metrics(predictor: Predictor, sources: list[np.ndarray], labels: np.ndarray, family: str,
