@@ -18,6 +18,7 @@ from ml.train import TrainSettings
 from worker.queueing import TRAIN_RUN, enqueue
 
 SETTING_NAMES = tuple(field.name for field in dataclasses.fields(TrainSettings))
+DEFAULT_SETTINGS = TrainSettings()
 
 
 class TrainingRequestError(ValueError):

@@ -78,23 +78,40 @@ def test_admin_starts_a_run_with_the_chosen_settings(dash_app, client_for) -> No
         dataset_id = make_prepared_dataset(db, n=10, with_images=False).id
     values = {"train-dataset.value": dataset_id, "train-epochs.value": 3, "train-image-size.value": 64,
               "train-lr.value": 0.001, "train-batch.value": 16, "train-balance.value": False,
-              "train-augment.value": True, "train-intensity.value": False, "train-fine-map.value": True}
+              "train-augment.value": True, "train-intensity.value": False, "train-fine-map.value": True,
+              "train-recall-target.value": 97.5, "train-recall-confidence.value": 0.9}
     out = outputs(call(client_for("admin"), dash_app, "train-message.children", values))
     assert out["train-message"]["children"] == "Run 1 queued."
     with session_scope() as db:
         run = db.get(TrainingRun, 1)
         chosen = ("epochs", "image_size", "learning_rate", "batch_size", "balance", "augment", "intensity_augment",
-                  "fine_map")
+                  "fine_map", "recall_target", "recall_confidence")
         assert {k: run.settings[k] for k in chosen} == {"epochs": 3, "image_size": 64, "learning_rate": 0.001,
                                                         "batch_size": 16, "balance": False, "augment": True,
-                                                        "intensity_augment": False, "fine_map": True}
+                                                        "intensity_augment": False, "fine_map": True,
+                                                        "recall_target": 0.975, "recall_confidence": 0.9}
         assert db.scalar(select(AuditEntry.action).where(AuditEntry.target == "run 1")) == "training.start"
+    out = outputs(call(client_for("admin"), dash_app, "train-message.children",
+                       {**values, "train-recall-confidence.value": "off", "train-fine-map.value": False}))
+    assert out["train-message"]["children"] == "Run 2 queued."
+    with session_scope() as db:
+        assert db.get(TrainingRun, 2).settings["recall_confidence"] is None
+    for percent in (0, 120):
+        out = outputs(call(client_for("admin"), dash_app, "train-message.children",
+                           {**values, "train-recall-target.value": percent}))
+        assert out["train-message"]["children"] == ("Not started: the recall target must be above 0 % and at most "
+                                                    "100 %.")
+    out = outputs(call(client_for("admin"), dash_app, "train-message.children",
+                       {**values, "train-recall-target.value": None}))
+    assert out["train-message"]["children"] == "Not started: enter a valid recall target."
     out = outputs(call(client_for("admin"), dash_app, "train-message.children",
                        {**values, "train-epochs.value": None}))
     assert out["train-message"]["children"] == "Not started: enter a valid epochs."
     out = outputs(call(client_for("admin"), dash_app, "train-message.children",
                        {**values, "train-image-size.value": 72}))
     assert out["train-message"]["children"] == "Not started: a fine map needs an image size divisible by 16, got 72."
+    with session_scope() as db:  # the refused requests queued nothing
+        assert len(db.scalars(select(TrainingRun)).all()) == 2
     # A queued run is cancelled at once.
     out = outputs(call(client_for("admin"), dash_app, "train-message.children@", {"train-run.value": 1},
                        triggered="train-cancel.n_clicks"))

@@ -12,11 +12,22 @@ from core.db import session_scope
 from webapp.figures.training import epoch_curves
 from webapp.queries.training import FINAL_STATUSES, dataset_options, run_options, run_progress
 from webapp.security import guard_layout, secure_callback
-from worker.training_runs import TrainingRequestError, request_cancel, start_training_run
+from worker.training_runs import DEFAULT_SETTINGS, TrainingRequestError, request_cancel, start_training_run
 
 ROLES = ("admin",)
 dash.register_page(__name__, path="/admin/training", name="Training", title="Training · TumorScreen",
                    roles=ROLES, order=65)
+
+# How sure the threshold must be to meet the recall target on new patients (ml.calibration.choose_threshold).
+CONFIDENCE_OPTIONS = [
+    {"label": "95 % of resampled validation patients", "value": 0.95},
+    {"label": "90 % of resampled validation patients", "value": 0.9},
+    {"label": "80 % of resampled validation patients", "value": 0.8},
+    {"label": "validation's own patients only", "value": "off"},
+]
+# Shown under a finished or running run, in this order.
+SHOWN_SETTINGS = ("epochs", "image_size", "learning_rate", "batch_size", "recall_target", "recall_confidence",
+                  "balance", "augment", "intensity_augment", "fine_map")
 
 STATUS_COLORS = {"queued": "secondary", "running": "primary", "succeeded": "success", "failed": "danger",
                  "cancelled": "warning"}
@@ -49,6 +60,17 @@ def layout(**_: Any) -> dbc.Container:
             field("Learning rate", dbc.Input(id="train-lr", type="number", min=0, step="any", value=0.002)),
             field("Batch size", dbc.Input(id="train-batch", type="number", min=1, max=512, step=1, value=32)),
         ], className="g-2"),
+        dbc.Row([
+            field("Recall target (%)", dbc.Input(id="train-recall-target", type="number", min=50, max=100, step=0.1,
+                                                 value=round(DEFAULT_SETTINGS.recall_target * 100, 1))),
+            field("…met on new patients with a confidence of",
+                  dcc.Dropdown(id="train-recall-confidence", options=CONFIDENCE_OPTIONS, clearable=False,
+                               value=DEFAULT_SETTINGS.recall_confidence or "off"), md=4),
+            dbc.Col(html.Small("The decision threshold is the highest at which validation's tumors reach the "
+                               "recall target in that share of bootstrap draws of its patients (similarity "
+                               "groups): a threshold that only just meets it on validation's own patients misses "
+                               "it on new ones about half the time.", className="text-muted"), md=6),
+        ], className="g-2 mt-1 align-items-end"),
         dbc.Row([
             dbc.Col(dbc.Switch(id="train-balance", label="Balance classes (oversample the minority)", value=True),
                     md="auto"),
@@ -94,17 +116,21 @@ def layout(**_: Any) -> dbc.Container:
     State("train-augment", "value"),
     State("train-intensity", "value"),
     State("train-fine-map", "value"),
+    State("train-recall-target", "value"),
+    State("train-recall-confidence", "value"),
     prevent_initial_call=True,
 )
 def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, image_size: int | None,
               learning_rate: float | None, batch_size: int | None, balance: bool | None,
-              augment: bool | None, intensity: bool | None, fine_map: bool | None) -> tuple:
+              augment: bool | None, intensity: bool | None, fine_map: bool | None,
+              recall_percent: float | None, confidence: float | str | None) -> tuple:
     def refuse(message: str) -> tuple:
         return f"Not started: {message}.", "danger", True, no_update, no_update, no_update
 
     if dataset_id is None:
         return refuse("choose a prepared dataset")
-    values = {"epochs": epochs, "image_size": image_size, "learning_rate": learning_rate, "batch_size": batch_size}
+    values = {"epochs": epochs, "image_size": image_size, "learning_rate": learning_rate, "batch_size": batch_size,
+              "recall_target": recall_percent}
     missing = [name.replace("_", " ") for name, value in values.items() if value is None]
     if missing:
         return refuse(f"enter a valid {', '.join(missing)}")
@@ -112,10 +138,13 @@ def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, i
         return refuse("the image size must be at least 32 px")
     if learning_rate is not None and learning_rate <= 0:
         return refuse("the learning rate must be above 0")
+    if recall_percent is not None and not 0 < recall_percent <= 100:
+        return refuse("the recall target must be above 0 % and at most 100 %")
     settings = {"epochs": int(epochs), "image_size": int(image_size),  # type: ignore[arg-type]
                 "learning_rate": float(learning_rate), "batch_size": int(batch_size),  # type: ignore[arg-type]
                 "balance": bool(balance), "augment": bool(augment), "intensity_augment": bool(intensity),
-                "fine_map": bool(fine_map)}
+                "fine_map": bool(fine_map), "recall_target": float(recall_percent) / 100.0,  # type: ignore[arg-type]
+                "recall_confidence": None if confidence in (None, "off") else float(confidence)}
     try:
         with session_scope() as db:
             # The training-run module writes the audit entry (who, which dataset, which settings).
@@ -185,9 +214,7 @@ def show_progress(_n: int | None, run_id: int | None) -> tuple:
         lines.append(html.Div(["Candidate registered: ",
                                dcc.Link(progress.candidate, href="/admin/models", id="train-candidate"),
                                f" ({progress.candidate_status})"]))
-    settings = ", ".join(f"{k} {v}" for k, v in progress.settings.items()
-                         if k in ("epochs", "image_size", "learning_rate", "batch_size", "balance", "augment",
-                                  "intensity_augment", "fine_map"))
+    settings = ", ".join(f"{k} {progress.settings[k]}" for k in SHOWN_SETTINGS if k in progress.settings)
     lines.append(html.Div(settings, className="text-muted small"))
     # Stop polling once the run is over and, when it succeeded, its candidate is registered.
     finished = progress.status in FINAL_STATUSES and (progress.status != "succeeded" or progress.candidate)
