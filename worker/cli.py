@@ -1,7 +1,7 @@
 """`python -m worker COMMAND`: operations and scripts, through the same code paths as the web UI.
 
   screen PATH... [--wait] [--json]       create a batch exactly as an upload does (folders: every file)
-  train --data DIR [--epochs N] [--image-size N] [--wait]
+  train --data DIR [--epochs N] [--image-size N] [--recall-target R] [--recall-confidence C|off] [--wait]
   models [--json]                         model versions with status and key metrics
   promote VERSION [--force]               make a version active (the gate applies unless --force)
   rollback                                re-activate the previous version
@@ -21,8 +21,10 @@ from sqlalchemy import select
 
 from core.db import session_scope
 from core.models import BATCH_FINAL_STATUSES, Batch, ModelVersion, Prediction, Scan, TrainingEpoch, TrainingRun
+from ml.commands.train import confidence
 
 POLL_S = 0.2
+NOT_GIVEN = object()  # an option left out: the training default applies (None means "off" for some)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--data", required=True, help="folder-per-class dataset on the training machine")
     train.add_argument("--epochs", type=int)
     train.add_argument("--image-size", type=int)
+    train.add_argument("--recall-target", type=float, help="recall the threshold must reach (default 0.99)")
+    train.add_argument("--recall-confidence", type=confidence, default=NOT_GIVEN,
+                       help="share of bootstrap draws of validation's patients in which the threshold must reach "
+                            "the recall target, or 'off' for validation's own patients only (default 0.95)")
     train.add_argument("--name", help="dataset name (default: the folder's name)")
     train.add_argument("--wait", action="store_true", help="follow the run and print the candidate's version")
     train.set_defaults(handler=cmd_train)
@@ -159,16 +165,16 @@ def batch_report(batch_id: int) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from worker.datasets import register_dataset
-    from worker.training_runs import start_training_run
+    from worker.training_runs import start_training_run, train_settings
 
     data = Path(args.data).resolve()
     if not data.is_dir():
         raise ValueError(f"{args.data}: no such folder")
-    settings: dict[str, Any] = {}
-    if args.epochs is not None:
-        settings["epochs"] = args.epochs
-    if args.image_size is not None:
-        settings["image_size"] = args.image_size
+    chosen = {"epochs": args.epochs, "image_size": args.image_size, "recall_target": args.recall_target}
+    settings: dict[str, Any] = {name: value for name, value in chosen.items() if value is not None}
+    if args.recall_confidence is not NOT_GIVEN:
+        settings["recall_confidence"] = args.recall_confidence
+    train_settings(settings)  # refused settings register no dataset
     with session_scope() as session:
         dataset = register_dataset(session, "folder", str(data), args.name or data.name, None)
         run = start_training_run(session, dataset.id, settings, None)

@@ -62,3 +62,35 @@ def test_models_promote_and_rollback_from_the_command_line(make_env, handmade_mo
     back = _cli(env, "rollback")
     assert (back.returncode, back.stdout.strip()) == (0, f"rolled back: {first} is the active model again")
     assert _cli(env, "first-run").stdout.strip() == f"first run: 2 model version(s) exist (active: {first}); nothing to do"
+
+
+def test_train_queues_a_run_with_the_recall_settings_and_refuses_bad_ones_before_registering(make_env,
+                                                                                              tmp_path) -> None:
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from core.models import Dataset, TrainingRun
+
+    env = make_env()
+    data = tmp_path / "brain"
+    for folder, seed in (("tumor", 1), ("no_tumor", 2)):
+        (data / folder).mkdir(parents=True)
+        (data / folder / "slice.png").write_bytes(make_png(make_head_slice(64, seed=seed)))
+
+    for option, value, message in (("--recall-target", "1.5", "recall_target must be in (0, 1], got 1.5"),
+                                   ("--recall-confidence", "1", "recall_confidence must be in (0, 1), got 1.0")):
+        refused = _cli(env, "train", "--data", str(data), option, value)
+        assert (refused.returncode, refused.stderr.strip()) == (2, f"error: {message}")
+    with session_scope() as db:
+        assert db.scalar(select(Dataset)) is None and db.scalar(select(TrainingRun)) is None
+
+    queued = _cli(env, "train", "--data", str(data), "--epochs", "2", "--recall-target", "0.97",
+                  "--recall-confidence", "off")
+    assert queued.returncode == 0, queued.stderr
+    assert queued.stdout.strip() == f"training run 1 queued on dataset 1 ({data})"
+    defaults = _cli(env, "train", "--data", str(data))
+    assert defaults.returncode == 0, defaults.stderr
+    with session_scope() as db:
+        first, second = (db.get(TrainingRun, run_id).settings for run_id in (1, 2))
+    assert (first["epochs"], first["recall_target"], first["recall_confidence"]) == (2, 0.97, None)
+    assert (second["epochs"], second["recall_target"], second["recall_confidence"]) == (15, 0.99, 0.95)
