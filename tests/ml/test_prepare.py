@@ -148,3 +148,22 @@ def test_refuses_to_write_into_a_foreign_folder(source, tmp_path):
         prepare_dataset(source, tmp_path, processes=1)
     assert str(caught.value) == f"{tmp_path}: not empty and not a prepared dataset; refusing to write into it"
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_each_split_holds_every_class_folder_in_proportion(tmp_path):
+    """Balancing the label alone can send most of one kind of tumor to test and another to validation
+    (brain-mri: 159 meningiomas in validation, 204 in test), and then a threshold chosen on validation
+    does not hold on test."""
+    root = tmp_path / "source"
+    for folder, count, first_seed in (("glioma", 12, 500), ("meningioma", 12, 600), ("no_tumor", 24, 700)):
+        (root / folder).mkdir(parents=True)
+        for i in range(count):
+            head = make_head_slice(64, seed=first_seed + i, lesion=folder != "no_tumor")
+            (root / folder / f"{folder[0]}{i}.png").write_bytes(make_png(head))
+    for seed in range(4):
+        report = prepare_dataset(root, tmp_path / f"out{seed}", size=32, seed=seed, processes=1,
+                                 val_fraction=0.25, test_fraction=0.25)
+        per_folder = report["splits"]["per_source_class"]
+        assert per_folder["train"] == {"glioma": 6, "meningioma": 6, "no_tumor": 12}, (seed, per_folder)
+        assert per_folder["val"] == per_folder["test"] == {"glioma": 3, "meningioma": 3, "no_tumor": 6}, (seed,
+                                                                                                           per_folder)
