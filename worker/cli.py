@@ -24,7 +24,7 @@ from core.models import BATCH_FINAL_STATUSES, Batch, ModelVersion, Prediction, S
 from ml.commands.train import confidence
 
 POLL_S = 0.2
-NOT_GIVEN = object()  # an option left out: the training default applies (None means "off" for some)
+NOT_GIVEN = object()  # an option left out, so the training default applies (None already means "off")
 
 
 def main(argv: list[str] | None = None) -> int:
