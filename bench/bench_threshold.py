@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from bench.common import WORK, print_table, write_results
 from ml.calibration import choose_threshold
@@ -25,10 +26,10 @@ from ml.predictor import Predictor
 CONFIDENCES = (0.8, 0.9, 0.95)
 
 
-def split_scores(predictor: Predictor, prepared: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels, calibrated probabilities, similarity groups) of one split."""
+def split_scores(predictor: Predictor, prepared: Path, rows: pd.DataFrame, split: str
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, calibrated probabilities, similarity groups) of one split; `rows` is its metadata.csv."""
     scans = load_prepared(prepared, predictor.image_size, split=split)
-    rows = read_metadata(prepared)
     probability = np.array([p.probability for p in predictor.predict(scans.images)])
     return scans.labels.astype(int), probability, rows.loc[rows["split"] == split, "group"].to_numpy()
 
@@ -48,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     predictor = Predictor.from_dir(args.model, intra_op_threads=2)
-    y_val, p_val, groups = split_scores(predictor, args.prepared, "val")
-    y_test, p_test, _ = split_scores(predictor, args.prepared, "test")
+    rows = read_metadata(args.prepared)
+    y_val, p_val, groups = split_scores(predictor, args.prepared, rows, "val")
+    y_test, p_test, _ = split_scores(predictor, args.prepared, rows, "test")
     target = args.recall_target
     rules = {"plain (validation scans)": choose_threshold(y_val, p_val, target)}
     for confidence in CONFIDENCES:
