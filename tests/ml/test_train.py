@@ -70,7 +70,9 @@ def test_settings_refuse_an_impossible_recall_target():
 
 
 def test_settings_refuse_an_impossible_recall_confidence(capsys):
-    from ml.commands.train import main as train_main
+    from ml.commands.train import confidence, main as train_main
+
+    assert (confidence("off"), confidence("None"), confidence("0.9")) == (None, None, 0.9)
 
     with pytest.raises(ValueError, match=r"^recall_confidence must be in \(0, 1\), got 1.5$"):
         TrainSettings(recall_confidence=1.5)

@@ -85,12 +85,12 @@ def test_train_queues_a_run_with_the_recall_settings_and_refuses_bad_ones_before
         assert db.scalar(select(Dataset)) is None and db.scalar(select(TrainingRun)) is None
 
     queued = _cli(env, "train", "--data", str(data), "--epochs", "2", "--recall-target", "0.97",
-                  "--recall-confidence", "off")
+                  "--recall-confidence", "0.8")
     assert queued.returncode == 0, queued.stderr
     assert queued.stdout.strip() == f"training run 1 queued on dataset 1 ({data})"
     defaults = _cli(env, "train", "--data", str(data))
     assert defaults.returncode == 0, defaults.stderr
     with session_scope() as db:
         first, second = (db.get(TrainingRun, run_id).settings for run_id in (1, 2))
-    assert (first["epochs"], first["recall_target"], first["recall_confidence"]) == (2, 0.97, None)
-    assert (second["epochs"], second["recall_target"], second["recall_confidence"]) == (15, 0.99, 0.95)
+    assert (first["epochs"], first["recall_target"], first["recall_confidence"]) == (2, 0.97, 0.8)
+    assert (second["epochs"], second["recall_target"], second["recall_confidence"]) == (15, 0.99, None)

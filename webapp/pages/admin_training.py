@@ -20,10 +20,10 @@ dash.register_page(__name__, path="/admin/training", name="Training", title="Tra
 
 # How sure the threshold must be to meet the recall target on new patients (ml.calibration.choose_threshold).
 CONFIDENCE_OPTIONS = [
-    {"label": "95 % of resampled validation patients", "value": 0.95},
-    {"label": "90 % of resampled validation patients", "value": 0.9},
+    {"label": "validation's own patients", "value": "off"},
     {"label": "80 % of resampled validation patients", "value": 0.8},
-    {"label": "validation's own patients only", "value": "off"},
+    {"label": "90 % of resampled validation patients", "value": 0.9},
+    {"label": "95 % of resampled validation patients", "value": 0.95},
 ]
 # Shown under a finished or running run, in this order.
 SHOWN_SETTINGS = ("epochs", "image_size", "learning_rate", "batch_size", "recall_target", "recall_confidence",
@@ -63,13 +63,15 @@ def layout(**_: Any) -> dbc.Container:
         dbc.Row([
             field("Recall target (%)", dbc.Input(id="train-recall-target", type="number", min=50, max=100, step=0.1,
                                                  value=round(DEFAULT_SETTINGS.recall_target * 100, 1))),
-            field("…met on new patients with a confidence of",
+            field("…met on",
                   dcc.Dropdown(id="train-recall-confidence", options=CONFIDENCE_OPTIONS, clearable=False,
                                value=DEFAULT_SETTINGS.recall_confidence or "off"), md=4),
             dbc.Col(html.Small("The decision threshold is the highest at which validation's tumors reach the "
-                               "recall target in that share of bootstrap draws of its patients (similarity "
-                               "groups): a threshold that only just meets it on validation's own patients misses "
-                               "it on new ones about half the time.", className="text-muted"), md=6),
+                               "recall target. A threshold that only just meets it on validation's own patients "
+                               "misses it on new ones about half the time; asking it of a share of bootstrap "
+                               "draws of those patients (similarity groups) leaves a margin, paid for in "
+                               "specificity: on brain-mri 95 % kept every test tumor but cleared 77–82 % of "
+                               "the tumor-free scans, against 97 % without.", className="text-muted"), md=6),
         ], className="g-2 mt-1 align-items-end"),
         dbc.Row([
             dbc.Col(dbc.Switch(id="train-balance", label="Balance classes (oversample the minority)", value=True),
