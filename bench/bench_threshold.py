@@ -3,7 +3,7 @@
     python -m bench.bench_threshold [--model MODEL_DIR] [--prepared PREPARED_DIR] [--recall-target 0.99]
 
 The threshold is chosen after training, from the validation scans' calibrated probabilities, so every
-rule can be compared on the same weights: the plain rule (the recall target on validation's own scans)
+rule can be compared on the same weights: the plain rule (the recall target on validation's own scans),
 the plain rule asked for a slightly higher recall, and ml.calibration.choose_threshold with a recall
 confidence, resampling scans or similarity groups.
 The test split only judges; `oracle` rows pick the threshold on test itself and are there to show what

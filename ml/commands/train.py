@@ -27,8 +27,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--recall-target", type=float, default=DEFAULTS.recall_target)
     parser.add_argument("--recall-confidence", type=confidence, default=DEFAULTS.recall_confidence,
-                        help="share of group-bootstrap draws of validation in which the threshold must meet "
-                             f"the recall target, or 'off' for validation alone (default {DEFAULTS.recall_confidence or 'off'})")
+                        help="share of group-bootstrap draws of validation in which the threshold must meet the "
+                             "recall target, or 'off' for validation's own patients "
+                             f"(default {DEFAULTS.recall_confidence or 'off'})")
     parser.add_argument("--width", type=int, default=DEFAULTS.width, help="filters of the first block")
     parser.add_argument("--architecture", choices=("tumorscreen", "baseline"), default=DEFAULTS.architecture)
     parser.add_argument("--fine-map", action="store_true",

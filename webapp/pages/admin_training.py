@@ -71,7 +71,8 @@ def layout(**_: Any) -> dbc.Container:
                                "misses it on new ones about half the time; asking it of a share of bootstrap "
                                "draws of those patients (similarity groups) leaves a margin, paid for in "
                                "specificity: on brain-mri, in three training runs, 95 % found 0–4 more of 601 "
-                               "test tumors and cleared 77–92 % of the tumor-free scans, against 97 % without.", className="text-muted"), md=6),
+                               "test tumors and cleared 77–92 % of the tumor-free scans, against 97 % without.",
+                               className="text-muted"), md=6),
         ], className="g-2 mt-1 align-items-end"),
         dbc.Row([
             dbc.Col(dbc.Switch(id="train-balance", label="Balance classes (oversample the minority)", value=True),
