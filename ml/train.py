@@ -63,8 +63,9 @@ class TrainSettings:
     # (ml.calibration.choose_threshold); None: on validation's own patients. brain-mri, test split stratified
     # by class folder, training seeds 0 / 1 / 2, each rule on the same weights: None gives test recall
     # 0.993 / 0.992 / 0.997 at specificity 0.971 / 0.971 / 0.966; 0.95 gives 1.000 / 0.998 / 0.997 at
-    # 0.816 / 0.767 / 0.922, because validation's lowest few tumors score far below the rest. (On an earlier split whose validation was easier than its test, 0.95
-    # had lifted recall 0.955 → 0.980: it made up for the unrepresentative split, since fixed in ml.prepare.)
+    # 0.816 / 0.767 / 0.922, because validation's lowest few tumors score far below the rest. (On an earlier
+    # split whose validation was easier than its test, 0.95 had lifted recall 0.955 → 0.980: it made up for
+    # the unrepresentative split, since fixed in ml.prepare.)
     recall_confidence: float | None = None
     balance: bool = True
     augment: bool = True

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from core.db import session_scope
 from core.models import BATCH_FINAL_STATUSES, Batch, ModelVersion, Prediction, Scan, TrainingEpoch, TrainingRun
-from ml.commands.train import DEFAULTS, confidence
+from ml.commands.train import DEFAULTS, RECALL_CONFIDENCE_HELP, confidence
 
 POLL_S = 0.2
 NOT_GIVEN = object()  # an option left out, so the training default applies (None already means "off")
@@ -57,10 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--image-size", type=int)
     train.add_argument("--recall-target", type=float,
                        help=f"recall the threshold must reach (default {DEFAULTS.recall_target})")
-    train.add_argument("--recall-confidence", type=confidence, default=NOT_GIVEN,
-                       help="share of bootstrap draws of validation's patients in which the threshold must reach "
-                            "the recall target, or 'off' for validation's own patients "
-                            f"(default {DEFAULTS.recall_confidence or 'off'})")
+    train.add_argument("--recall-confidence", type=confidence, default=NOT_GIVEN, help=RECALL_CONFIDENCE_HELP)
     train.add_argument("--name", help="dataset name (default: the folder's name)")
     train.add_argument("--wait", action="store_true", help="follow the run and print the candidate's version")
     train.set_defaults(handler=cmd_train)

@@ -10,6 +10,10 @@ from pathlib import Path
 from ml.train import TrainSettings
 
 DEFAULTS = TrainSettings()
+# Shared with `python -m worker train`, so that both name the same default.
+RECALL_CONFIDENCE_HELP = ("share of bootstrap draws of validation's patients (similarity groups) in which the "
+                          "threshold must reach the recall target, or 'off' for validation's own patients "
+                          f"(default {DEFAULTS.recall_confidence or 'off'})")
 
 
 def confidence(text: str) -> float | None:
@@ -27,9 +31,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--recall-target", type=float, default=DEFAULTS.recall_target)
     parser.add_argument("--recall-confidence", type=confidence, default=DEFAULTS.recall_confidence,
-                        help="share of group-bootstrap draws of validation in which the threshold must meet the "
-                             "recall target, or 'off' for validation's own patients "
-                             f"(default {DEFAULTS.recall_confidence or 'off'})")
+                        help=RECALL_CONFIDENCE_HELP)
     parser.add_argument("--width", type=int, default=DEFAULTS.width, help="filters of the first block")
     parser.add_argument("--architecture", choices=("tumorscreen", "baseline"), default=DEFAULTS.architecture)
     parser.add_argument("--fine-map", action="store_true",
