@@ -45,7 +45,15 @@ def build_augmenter(seed: int, rotation: float = 0.04, shift: float = 0.06, zoom
     0.769 after 10 and 0.835 after 30 without; training accuracy at 64 px after 4 epochs 0.60 with,
     0.67 without).
     """
-    geometry = [
+    chosen = geometry_layers(seed, rotation, shift, zoom)
+    if intensity:
+        chosen += grey_level_layers(seed, contrast, brightness, max_log_gamma)
+    return keras.Sequential(chosen, name="augment")
+
+
+def geometry_layers(seed: int, rotation: float = 0.04, shift: float = 0.06, zoom: float = 0.1) -> list[layers.Layer]:
+    """The random geometry; it moves every channel of an image alike (an image and its tumor mask)."""
+    return [
         # Both axes: heads are roughly symmetric left-right, and the exported model also looks at
         # every scan turned by 180° (ml.model.inference_model), which must not be a view it never
         # trained on (test ROC-AUC on brain-mri 0.9936 with left-right flips only, 0.9955 with both).
@@ -54,9 +62,29 @@ def build_augmenter(seed: int, rotation: float = 0.04, shift: float = 0.06, zoom
         layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed + 2),
         layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 3),
     ]
-    grey_levels = [
+
+
+def grey_level_layers(seed: int, contrast: float = 0.3, brightness: float = 0.15,
+                      max_log_gamma: float = 0.4) -> list[layers.Layer]:
+    return [
         layers.RandomContrast(contrast, value_range=(0.0, 1.0), seed=seed + 4),
         layers.RandomBrightness(brightness, value_range=(0.0, 1.0), seed=seed + 5),
         RandomGamma(max_log_gamma, seed=seed + 6),
     ]
-    return keras.Sequential(geometry + (grey_levels if intensity else []), name="augment")
+
+
+class ImageMaskAugmenter(layers.Layer):
+    """build_augmenter for N×S×S×2 batches of image and tumor mask: one random geometry moves both
+    channels, the grey levels vary in the image only."""
+
+    def __init__(self, seed: int, intensity: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.geometry = keras.Sequential(geometry_layers(seed), name="geometry")
+        self.grey_levels = keras.Sequential(grey_level_layers(seed), name="grey_levels") if intensity else None
+
+    def call(self, stacked, training=True):
+        moved = self.geometry(stacked, training=training)
+        image, mask = moved[..., :1], moved[..., 1:]
+        if self.grey_levels is not None:
+            image = self.grey_levels(image, training=training)
+        return keras.ops.concatenate([image, mask], axis=-1)

@@ -144,25 +144,36 @@ def source_root(prepared_dir: Path) -> Path:
 
 
 def load_prepared(data_dir: str | Path, size: int, masks_dir: str | Path | None = None, split: str = "test") -> Scans:
-    """The test split of a prepared dataset. Masks need the source files (metadata `source_path`):
-    the mask is carried through the geometry that normalisation applied to its source image."""
+    """One split (the test split by default) of a prepared dataset, with its tumor masks from `masks_dir`."""
     data_dir = Path(data_dir)
     rows = read_metadata(data_dir)
     rows = rows[rows["split"] == split]
     images = [load_image(data_dir / p, size) for p in rows["path"]]
-    masks = None
-    if masks_dir is not None:
-        root = source_root(data_dir)
-        masks = []
-        for source, label in zip(rows["source_path"], rows["label"]):
-            if label != "tumor":
-                masks.append(None)
-                continue
-            source = Path(source)
-            decoded = decode_file(source if source.is_absolute() else root / source)
-            masks.append(normalised_mask(_read_mask(Path(masks_dir), source.stem), decoded.pixels, size))
+    masks = None if masks_dir is None else _masks(data_dir, rows, size, Path(masks_dir))
     return Scans(np.stack(images) if images else _empty(size), rows["label"].map(LABELS).to_numpy(np.int8),
                  list(rows["path"]), masks)
+
+
+def split_masks(data_dir: str | Path, size: int, masks_dir: str | Path, split: str) -> list[np.ndarray | None]:
+    """The tumor mask of every scan of one split of a prepared dataset, in metadata order (None for
+    tumor-free scans), on the normalised scan at `size`."""
+    rows = read_metadata(data_dir)
+    return _masks(Path(data_dir), rows[rows["split"] == split], size, Path(masks_dir))
+
+
+def _masks(data_dir: Path, rows, size: int, masks_dir: Path) -> list[np.ndarray | None]:
+    """Masks need the source files (metadata `source_path`): each is carried through the geometry that
+    normalisation applied to its source image."""
+    root = source_root(data_dir)
+    masks: list[np.ndarray | None] = []
+    for source, label in zip(rows["source_path"], rows["label"]):
+        if label != "tumor":
+            masks.append(None)
+            continue
+        source = Path(source)
+        decoded = decode_file(source if source.is_absolute() else root / source)
+        masks.append(normalised_mask(_read_mask(masks_dir, source.stem), decoded.pixels, size))
+    return masks
 
 
 def is_prepared(data_dir: str | Path) -> bool:

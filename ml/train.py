@@ -51,6 +51,12 @@ def fine_map_error(architecture: str, image_size: int, depth: int) -> str | None
     return None
 
 
+def takes_masks(architecture: str) -> bool:
+    """Whether training can use tumor masks: they teach the class activation map (ml.lesion_map), which
+    only a pooling head has."""
+    return architecture != "baseline"
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     epochs: int = 15
@@ -77,6 +83,8 @@ class TrainSettings:
     dropout: float = 0.3
     # Join block 3's quarter-resolution maps to the class activation map (ml.model.build_tumorscreen).
     fine_map: bool = False
+    # Weight of the tumor-mask loss beside the label's, when training is given masks (ml.lesion_map).
+    mask_weight: float = 1.0
     patience: int = 4
     architecture: str = "tumorscreen"
     review_band: float = 0.15
@@ -88,6 +96,8 @@ class TrainSettings:
             raise ValueError(f"recall_confidence must be in (0, 1), got {self.recall_confidence}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
+        if self.mask_weight < 0.0:
+            raise ValueError(f"mask_weight must be non-negative, got {self.mask_weight}")
         if self.review_band < 0.0:
             raise ValueError(f"review_band must be non-negative, got {self.review_band}")
         if self.fine_map and (problem := fine_map_error(self.architecture, self.image_size, self.depth)):
@@ -152,7 +162,7 @@ def refresh_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> None
 
 
 def _callbacks(settings: TrainSettings, on_epoch: EpochHook | None, should_stop: StopHook | None, history: list,
-               norm_sample: np.ndarray):
+               norm_sample: np.ndarray, monitor: str):
     import keras
 
     class RefreshBatchNorm(keras.callbacks.Callback):
@@ -163,7 +173,7 @@ def _callbacks(settings: TrainSettings, on_epoch: EpochHook | None, should_stop:
         """Keeps the per-epoch history and hands each epoch (1-based) to the caller's hook."""
 
         def on_epoch_end(self, epoch, logs=None):
-            entry = {key: float(value) for key, value in (logs or {}).items()}
+            entry = epoch_entry(logs or {})
             entry["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             history.append({"epoch": epoch + 1, **entry})
             if on_epoch is not None:
@@ -193,23 +203,49 @@ def _callbacks(settings: TrainSettings, on_epoch: EpochHook | None, should_stop:
         keras.callbacks.SwapEMAWeights(swap_on_epoch=True),
         RefreshBatchNorm(),
         Report(),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=settings.patience,
+                                      restore_best_weights=True),
     ]
     if should_stop is not None:
         callbacks.append(Cancel())
     return callbacks
 
 
-def _training_dataset(X: np.ndarray, y: np.ndarray, settings: TrainSettings):
+def epoch_entry(logs: dict) -> dict[str, float]:
+    """One epoch's logs under the names of a one-output model: a model trained with tumor masks logs
+    "probability_accuracy", "lesion_map_loss", … and "loss" for the sum; here "accuracy", "mask_loss", …
+    and "loss" is the label's loss alone, comparable with a run without masks."""
+    from ml.lesion_map import OUTPUT
+
+    entry = {}
+    for key, value in logs.items():
+        prefix = "val_" if key.startswith("val_") else ""
+        name = key.removeprefix(prefix)
+        if name == "loss" and f"{prefix}probability_loss" in logs:
+            name = "total_loss"
+        entry[prefix + name.removeprefix("probability_").replace(f"{OUTPUT}_", "mask_")] = float(value)
+    return entry
+
+
+def _training_dataset(X: np.ndarray, y: np.ndarray, settings: TrainSettings, masks: np.ndarray | None = None,
+                      grid: int | None = None):
+    """Shuffled, batched, augmented (image, label) pairs; with `masks` (N×S×S), (image, {label, cell targets})."""
     import tensorflow as tf
 
-    from ml.augment import build_augmenter
+    from ml.augment import ImageMaskAugmenter, build_augmenter
+    from ml.lesion_map import OUTPUT, cell_targets
 
-    dataset = tf.data.Dataset.from_tensor_slices((X, y.astype(np.float32)))
+    labels = y.astype(np.float32)
+    images = X if masks is None else np.concatenate([X, masks[..., None]], axis=-1)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     dataset = dataset.shuffle(len(X), seed=settings.seed, reshuffle_each_iteration=True).batch(settings.batch_size)
     if settings.augment:
-        augmenter = build_augmenter(settings.seed, intensity=settings.intensity_augment)
-        dataset = dataset.map(lambda images, labels: (augmenter(images, training=True), labels))
+        augmenter = (build_augmenter(settings.seed, intensity=settings.intensity_augment) if masks is None
+                     else ImageMaskAugmenter(settings.seed, intensity=settings.intensity_augment))
+        dataset = dataset.map(lambda batch, labels: (augmenter(batch, training=True), labels))
+    if masks is not None:
+        dataset = dataset.map(lambda batch, labels: (
+            batch[..., :1], {"probability": labels, OUTPUT: cell_targets(batch[..., 1:], grid)}))
     return dataset.prefetch(2)
 
 
@@ -229,11 +265,14 @@ def _batch_norm_sample(X_train: np.ndarray, settings: TrainSettings) -> np.ndarr
     return keras.ops.convert_to_numpy(augmenter(sample, training=True))
 
 
-def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, should_stop):
-    """The trained Keras model (best validation loss) and its per-epoch history."""
+def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, should_stop,
+         train_masks: np.ndarray | None = None, val_masks: np.ndarray | None = None):
+    """The trained Keras model (best validation loss of the label) and its per-epoch history.
+    With masks (N×S×S, zeros for tumor-free scans) the tumor masks are a second target (ml.lesion_map)."""
     import keras
     import tensorflow as tf
 
+    from ml.lesion_map import OUTPUT, cell_targets, lesion_map_loss, training_model
     from ml.model import build_model
 
     keras.utils.set_random_seed(settings.seed)
@@ -243,27 +282,37 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
 
         order = oversample_indices(y_train, seed=settings.seed)
         X_train, y_train = X_train[order], y_train[order]
+        train_masks = None if train_masks is None else train_masks[order]
     norm_sample = _batch_norm_sample(X_train, settings)
     model = build_model(settings.architecture, settings.image_size, settings.width, settings.depth, settings.dropout,
                         settings.fine_map)
     steps = settings.epochs * int(np.ceil(len(X_train) / settings.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps, alpha=0.02)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=ema_momentum(steps)),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.Recall(name="recall"),
-            keras.metrics.AUC(name="auc"),
-        ],
-    )
+    optimizer = keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=ema_momentum(steps))
+    metrics = [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.Recall(name="recall"),
+               keras.metrics.AUC(name="auc")]
+    if train_masks is None:
+        fitted = model
+        fitted.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(), metrics=metrics)
+        val_targets, monitor, grid = y_val.astype(np.float32), "val_loss", None
+    else:
+        # The second output shares every layer up to the activations: training it trains the classifier.
+        fitted = training_model(model)
+        grid = int(model.get_layer("activations").output.shape[1])
+        fitted.compile(optimizer=optimizer,
+                       loss={"probability": keras.losses.BinaryCrossentropy(), OUTPUT: lesion_map_loss},
+                       loss_weights={"probability": 1.0, OUTPUT: settings.mask_weight},
+                       metrics={"probability": metrics})
+        val_cells = keras.ops.convert_to_numpy(cell_targets(val_masks[..., None], grid))
+        val_targets = {"probability": y_val.astype(np.float32), OUTPUT: val_cells}
+        monitor = "val_probability_loss"
     history: list[dict] = []
-    model.fit(
-        _training_dataset(X_train, y_train, settings),
-        validation_data=(X_val, y_val.astype(np.float32)),
+    fitted.fit(
+        _training_dataset(X_train, y_train, settings, train_masks, grid),
+        validation_data=(X_val, val_targets),
         epochs=settings.epochs,
         shuffle=False,  # the dataset reshuffles itself, seeded, every epoch
-        callbacks=_callbacks(settings, on_epoch, should_stop, history, norm_sample),
+        callbacks=_callbacks(settings, on_epoch, should_stop, history, norm_sample, monitor),
         # A progress bar on a terminal; one line per epoch in a worker's log.
         verbose=1 if sys.stdout.isatty() else 2,
     )
@@ -298,11 +347,13 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
                  X_test: np.ndarray, y_test: np.ndarray, out_dir: str | Path, settings: TrainSettings,
                  on_epoch: EpochHook | None = None, should_stop: StopHook | None = None,
                  fingerprint: str | None = None, preprocessing: dict | None = None,
-                 val_groups: np.ndarray | None = None) -> dict:
+                 val_groups: np.ndarray | None = None, train_masks: list | None = None,
+                 val_masks: list | None = None) -> dict:
     """Train on arrays (N×S×S×1 float32 in [0, 1], labels 1 = tumor) and write the model directory.
 
     `val_groups` (similarity group per validation scan) is what the threshold's recall confidence
-    resamples; without it each scan counts as its own patient.
+    resamples; without it each scan counts as its own patient. `train_masks` and `val_masks` (one S×S
+    tumor mask or None per scan, both or neither) make the masks a second training target (ml.lesion_map).
 
     Returns the test metrics (evaluate's keys) plus "validation" and "training" summaries.
     """
@@ -315,12 +366,21 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     from ml.model import cam_weights
     from ml.predictor import Predictor
 
+    if (train_masks is None) != (val_masks is None):
+        raise ValueError("masks are needed for both training and validation scans, or for neither")
+    if train_masks is not None and not takes_masks(settings.architecture):
+        raise ValueError(f"tumor masks need a pooling head; the {settings.architecture} architecture has none")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     X_train, X_val, X_test = (np.asarray(X, np.float32).reshape(len(X), settings.image_size, settings.image_size, 1)
                               for X in (X_train, X_val, X_test))
+    if train_masks is not None:
+        from ml.lesion_map import mask_stack
+
+        train_masks = mask_stack(train_masks, len(X_train), settings.image_size)
+        val_masks = mask_stack(val_masks, len(X_val), settings.image_size)
     started = time.monotonic()
-    model, history = _fit(X_train, y_train, X_val, y_val, settings, on_epoch, should_stop)
+    model, history = _fit(X_train, y_train, X_val, y_val, settings, on_epoch, should_stop, train_masks, val_masks)
     fit_seconds = time.monotonic() - started
 
     onnx_bytes = to_onnx_bytes(model)
@@ -351,7 +411,8 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
         "cam_bias": weights[1] if weights else None,
         "projection": _projection(np.concatenate([train_features, val_features])),
         "training_data": {"fingerprint": fingerprint or fingerprint_arrays(X_train, y_train),
-                          "n_train": int(len(X_train)), "n_val": int(len(X_val)), "n_test": int(len(X_test))},
+                          "n_train": int(len(X_train)), "n_val": int(len(X_val)), "n_test": int(len(X_test)),
+                          "n_train_masks": 0 if train_masks is None else int(train_masks.any(axis=(1, 2)).sum())},
         "settings": dataclasses.asdict(settings),
         "parameters": int(model.count_params()),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -375,13 +436,21 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
 
 
 def train(prepared_dir: str | Path, out_dir: str | Path, settings: TrainSettings,
-          on_epoch: EpochHook | None = None, should_stop: StopHook | None = None) -> dict:
-    """Train on a prepared dataset folder (see `ml.dataset`) and write a model directory; returns metrics."""
+          on_epoch: EpochHook | None = None, should_stop: StopHook | None = None,
+          masks_dir: str | Path | None = None) -> dict:
+    """Train on a prepared dataset folder (see `ml.dataset`) and write a model directory; returns metrics.
+
+    `masks_dir`: the source dataset's tumor masks (`<stem>.png` per tumor image, as the synthetic
+    generator writes them), a second training target."""
     from ml.dataset import load_split, read_metadata
+    from ml.evaluate import split_masks
 
     prepared_dir = Path(prepared_dir)
     splits = {split: load_split(prepared_dir, split, image_size=settings.image_size) for split in ("train", "val", "test")}
     rows = read_metadata(prepared_dir)
+    masks = {split: None if masks_dir is None else split_masks(prepared_dir, settings.image_size, masks_dir, split)
+             for split in ("train", "val")}
     return train_arrays(*splits["train"], *splits["val"], *splits["test"], out_dir, settings, on_epoch, should_stop,
                         fingerprint=fingerprint_file(prepared_dir / "metadata.csv"),
-                        val_groups=rows.loc[rows["split"] == "val", "group"].to_numpy())
+                        val_groups=rows.loc[rows["split"] == "val", "group"].to_numpy(),
+                        train_masks=masks["train"], val_masks=masks["val"])

@@ -49,16 +49,17 @@ def tiny_settings(**overrides):
 
 
 def build_tiny_model_dir(path: str | Path, seed: int = 0, on_epoch=None,
-                         lesion_radius: tuple[float, float] = (0.07, 0.11), **settings) -> dict:
+                         lesion_radius: tuple[float, float] = (0.07, 0.11), masks: bool = False, **settings) -> dict:
     """Train a tiny model on `tiny_images` and write a complete model directory at `path`; returns its metrics.
-    `settings` override `tiny_settings` (epochs, width, ...)."""
+    With `masks`, the tumor masks are a second training target. `settings` override `tiny_settings`."""
     from ml.train import train_arrays
 
-    X_train, y_train, _ = tiny_images(160, seed=seed + 1, tumor_fraction=0.4, lesion_radius=lesion_radius)
-    X_val, y_val, _ = tiny_images(64, seed=seed + 2, lesion_radius=lesion_radius)
+    X_train, y_train, train_masks = tiny_images(160, seed=seed + 1, tumor_fraction=0.4, lesion_radius=lesion_radius)
+    X_val, y_val, val_masks = tiny_images(64, seed=seed + 2, lesion_radius=lesion_radius)
     X_test, y_test, _ = tiny_images(64, seed=seed + 3, lesion_radius=lesion_radius)
     return train_arrays(X_train, y_train, X_val, y_val, X_test, y_test, path, tiny_settings(seed=seed, **settings),
-                        on_epoch=on_epoch)
+                        on_epoch=on_epoch, train_masks=train_masks if masks else None,
+                        val_masks=val_masks if masks else None)
 
 
 def handmade_onnx(size: int) -> bytes:

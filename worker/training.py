@@ -109,7 +109,7 @@ def _claim(run_id: int) -> bool:
 
 
 def _train(run_id: int, progress: Progress | None) -> str:
-    from ml.train import train
+    from ml.train import takes_masks, train
     from worker.dataset_preparation import ensure_prepared
     from worker.training_runs import train_settings
 
@@ -120,10 +120,12 @@ def _train(run_id: int, progress: Progress | None) -> str:
         raise ValueError("the run has no dataset")
     prepared = ensure_prepared(dataset_id, progress)
     settings = train_settings(stored_settings)
+    masks = tumor_masks(prepared) if takes_masks(settings.architecture) else None
     out = get_settings().data_dir / "training-runs" / str(run_id) / "model"
     shutil.rmtree(out, ignore_errors=True)
     if progress:
-        progress(f"training run {run_id}: {settings.epochs} epochs at {settings.image_size} px")
+        progress(f"training run {run_id}: {settings.epochs} epochs at {settings.image_size} px"
+                 + (", with the dataset's tumor masks" if masks else ""))
 
     def on_epoch(epoch: int, logs: dict[str, Any]) -> None:
         values = {key: float(value) for key, value in logs.items()}
@@ -145,7 +147,7 @@ def _train(run_id: int, progress: Progress | None) -> str:
         with session_scope() as session:
             return bool(session.scalar(select(TrainingRun.cancel_requested).where(TrainingRun.id == run_id)))
 
-    train(prepared, out, settings, on_epoch=on_epoch, should_stop=should_stop)
+    train(prepared, out, settings, on_epoch=on_epoch, should_stop=should_stop, masks_dir=masks)
     comparison = compare_with_active(dataset_id, prepared, out)
     with session_scope() as session:
         version = register_model_dir(session, out, training_run_id=run_id, comparison=comparison)
@@ -153,6 +155,15 @@ def _train(run_id: int, progress: Progress | None) -> str:
     if progress:
         progress(f"training run {run_id}: registered candidate {name}")
     return name
+
+
+def tumor_masks(prepared: Path) -> Path | None:
+    """The `masks/` folder beside the class folders of the dataset's source (a synthetic dataset has
+    one): training then learns where each tumor is, not only that there is one (ml.lesion_map)."""
+    from ml.evaluate import source_root
+
+    masks = source_root(prepared) / "masks"
+    return masks if masks.is_dir() else None
 
 
 def compare_with_active(dataset_id: int, prepared: Path, model_dir: Path) -> dict[str, Any]:

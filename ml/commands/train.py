@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ml.train import TrainSettings
+from ml.train import TrainSettings, takes_masks
 
 DEFAULTS = TrainSettings()
 # Shared with `python -m worker train`, so that both name the same default.
@@ -36,6 +36,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--architecture", choices=("tumorscreen", "baseline"), default=DEFAULTS.architecture)
     parser.add_argument("--fine-map", action="store_true",
                         help="heatmaps from a 32×32 map at 128 px (block 3 joined to the last block), not 8×8")
+    parser.add_argument("--masks", type=Path,
+                        help="the source dataset's tumor masks, <stem>.png per tumor image (python -m ml synth writes "
+                             "them): a second training target that teaches the heatmap where tumors are")
+    parser.add_argument("--mask-weight", type=float, default=DEFAULTS.mask_weight,
+                        help="weight of the mask loss beside the label's (with --masks)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--no-intensity-augment", action="store_true",
                         help="vary only the geometry, not contrast, brightness or gamma (CT in a fixed window)")
@@ -49,20 +54,30 @@ def main(argv: list[str]) -> int:
         print(f"error: {args.data} is not a prepared dataset (no metadata.csv); run python -m ml prepare first",
               file=sys.stderr)
         return 2
+    if args.masks is not None and not args.masks.is_dir():
+        print(f"error: {args.masks}: no such masks folder", file=sys.stderr)
+        return 2
+    if args.masks is not None and not takes_masks(args.architecture):
+        print(f"error: tumor masks need a pooling head; the {args.architecture} architecture has none", file=sys.stderr)
+        return 2
     try:
         settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
                                  learning_rate=args.learning_rate, seed=args.seed, recall_target=args.recall_target,
                                  recall_confidence=args.recall_confidence,
                                  width=args.width, architecture=args.architecture, augment=not args.no_augment,
                                  intensity_augment=not args.no_intensity_augment, balance=not args.no_balance,
-                                 fine_map=args.fine_map)
+                                 fine_map=args.fine_map, mask_weight=args.mask_weight)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     from ml.train import train
 
     started = time.monotonic()
-    metrics = train(args.data, args.out, settings)
+    try:
+        metrics = train(args.data, args.out, settings, masks_dir=args.masks)
+    except FileNotFoundError as error:  # a tumor scan without its mask
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     keys = ("accuracy", "recall", "specificity", "roc_auc", "ece", "threshold")
     print(json.dumps({key: metrics[key] for key in keys} | {"wall_seconds": round(time.monotonic() - started, 1)}))
     print(f"model written to {args.out}")

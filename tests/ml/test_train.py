@@ -82,6 +82,11 @@ def test_settings_refuse_an_impossible_recall_confidence(capsys):
     assert "argument --recall-confidence: invalid confidence value: 'most'" in capsys.readouterr().err
 
 
+def test_settings_refuse_a_negative_mask_weight():
+    with pytest.raises(ValueError, match="^mask_weight must be non-negative, got -1.0$"):
+        TrainSettings(mask_weight=-1.0)
+
+
 def test_settings_refuse_a_fine_map_that_cannot_be_built():
     with pytest.raises(ValueError, match="^a fine map needs an image size divisible by 16, got 120$"):
         TrainSettings(image_size=120, fine_map=True)
@@ -123,7 +128,8 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
                        "--recall-confidence", "0.9"]) == 0
     metadata = json.loads((out / "metadata.json").read_text())
     digest = hashlib.sha256((data / "metadata.csv").read_bytes()).hexdigest()
-    assert metadata["training_data"] == {"fingerprint": f"sha256:{digest}", "n_train": 48, "n_val": 24, "n_test": 16}
+    assert metadata["training_data"] == {"fingerprint": f"sha256:{digest}", "n_train": 48, "n_val": 24, "n_test": 16,
+                                         "n_train_masks": 0}
     assert metadata["settings"]["epochs"] == 2 and metadata["settings"]["width"] == 8
     assert metadata["settings"]["augment"] and not metadata["settings"]["intensity_augment"]
     assert metadata["settings"]["fine_map"]

@@ -55,8 +55,10 @@ def test_a_training_run_reports_every_epoch_and_registers_a_candidate_then_a_can
         assert [e.epoch for e in epochs] == [1, 2, 3]
         for epoch in epochs:
             assert {"loss", "accuracy", "recall", "auc", "val_loss", "val_accuracy", "val_recall", "val_auc"} <= set(epoch.metrics)
+            assert "mask_loss" in epoch.metrics  # a synthetic set trains with its tumor masks
             assert epoch.at <= finished.finished_at  # written as training went, not after it
         assert (version.status, version.image_size) == ("candidate", 64)
+        assert version.model_metadata["training_data"]["n_train_masks"] > 0
         assert 0.0 <= version.metrics["recall"] <= 1.0
         assert [h["epoch"] for h in version.curves["history"]] == [1, 2, 3]
         assert version.comparison["active"]["version"] == active
