@@ -8,9 +8,9 @@ The heatmap is scored against the true tumor masks: pointing_game (the heatmap's
 the tumor) and mask_energy (share of the heatmap's mass inside the tumor), on the test split, beside
 the best pointing_game any map on the model's grid could reach (ml.evaluate.pointing_bound). Training
 uses the generator's masks as a second target (ml.lesion_map), as the worker does for a synthetic
-dataset; --no-masks trains on the labels alone. The
-detectability table tells a model's misses from tumors no reader could see: it bins the tumors by the
-signal-to-noise ratio an ideal observer would have (ml.synthetic.lesion_detectability).
+dataset; --no-masks trains on the labels alone. The detectability table tells a model's misses from
+tumors no reader could see: it bins the tumors by the signal-to-noise ratio an ideal observer would
+have (ml.synthetic.lesion_detectability).
 """
 from __future__ import annotations
 
@@ -113,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     bound_rows = [[f"{side}x{side}" + (" (this model)" if side == grid else ""), pointing_bound(scans.masks, side)]
                   for side in sorted({args.image_size // 16, args.image_size // 8, args.image_size // 4, grid})]
 
+    taught = "labels alone" if args.no_masks else "labels and masks"
     print(f"\nsynthetic CT: {args.count} slices, test split {metrics['n']} ({metrics['n_masks']} with a tumor mask); "
-          f"model at {args.image_size} px, trained on {'labels alone' if args.no_masks else 'labels and masks'}; " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+          f"model at {args.image_size} px, trained on {taught}; "
+          + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     keys = ("accuracy", "recall", "specificity", "roc_auc", "ece", "pointing_game", "mask_energy", "threshold")
     targets = {"accuracy": ">= 0.99", "pointing_game": ">= 0.90"}
     print_table(["metric", "value", "target"], [[k, metrics[k], targets.get(k, "")] for k in keys])
@@ -126,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     print("by detectability (SNR of an ideal observer who knows the head and where the tumor is; about 5 is "
           "the edge of visibility):")
     print_table(["SNR", "tumors", "recall", "roc_auc"], snr_rows)
-    write_results("synthetic", {"count": args.count, "masks": not args.no_masks, "settings": settings.__dict__, "timings": timings,
-                                "metrics": metrics, "by_size": size_rows, "by_detectability": snr_rows,
-                                "pointing_bounds": bound_rows})
+    write_results("synthetic", {"count": args.count, "masks": not args.no_masks, "settings": settings.__dict__,
+                                "timings": timings, "metrics": metrics, "by_size": size_rows,
+                                "by_detectability": snr_rows, "pointing_bounds": bound_rows})
     return 0
 
 
