@@ -59,6 +59,8 @@ def test_training_with_masks_reports_the_label_loss_apart_and_exports_the_plain_
         # validation, whose batches are all full; Keras averages training's last, short batch differently.)
         assert logs["val_total_loss"] == pytest.approx(logs["val_loss"] + logs["val_mask_loss"], rel=1e-4)
         assert logs["total_loss"] > logs["loss"]
+    kept = min(range(len(epochs)), key=lambda i: epochs[i]["val_total_loss"]) + 1  # what early stopping watched
+    assert json.loads((path / "metrics.json").read_text())["training"]["best_epoch"] == kept
     outputs = [[o.name for o in onnx.load(str(d / "model.onnx")).graph.output] for d in (path, tiny_model_dir)]
     assert outputs[0] == outputs[1] == ["probability", "logit", "features", "activations"]
     _, y_train, _ = tiny_images(160, seed=1, tumor_fraction=0.4)
