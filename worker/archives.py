@@ -47,7 +47,7 @@ def expand_zip(name: str, data: bytes, limits: ZipLimits) -> Expanded:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = [info for info in archive.infolist() if not info.is_dir()]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, NotImplementedError) as error:
         result.refused.append((name, f"not a readable ZIP archive ({error})"))
         return result
     if len(members) > limits.max_members:

@@ -173,3 +173,15 @@ def test_a_zip_whose_directory_offset_is_one_byte_off_is_a_refusal_not_a_crash()
     expanded = expand_zip("upload.zip", bytes(data), limits)
     assert expanded.files == []
     assert expanded.refused == [("upload.zip/a.png", "unreadable ZIP member (ValueError: negative seek value -1)")]
+
+
+def test_a_zip_that_claims_an_unknown_format_version_is_a_refusal_not_a_crash() -> None:
+    """Found by the fuzz above: zipfile raised NotImplementedError ("zip file version 25.5") on opening."""
+    from worker.archives import ZipLimits, expand_zip
+
+    data = bytearray(_zip([("a.png", head_png(3, 48))], compression=0))
+    data[data.find(b"PK\x01\x02") + 6] = 255  # the central directory's "version needed to extract"
+    limits = ZipLimits(max_members=50, max_uncompressed_bytes=2**24, max_ratio=100, max_member_bytes=2**21)
+    expanded = expand_zip("upload.zip", bytes(data), limits)
+    assert expanded.files == []
+    assert expanded.refused == [("upload.zip", "not a readable ZIP archive (zip file version 25.5)")]
