@@ -1,7 +1,8 @@
 """`python -m worker COMMAND`: operations and scripts, through the same code paths as the web UI.
 
   screen PATH... [--wait] [--json]       create a batch exactly as an upload does (folders: every file)
-  train --data DIR [--epochs N] [--image-size N] [--recall-target R] [--recall-confidence C|off] [--wait]
+  train --data DIR [--epochs N] [--image-size N] [--recall-target R] [--recall-confidence C|off]
+        [--mask-weight W] [--wait]
   models [--json]                         model versions with status and key metrics
   promote VERSION [--force]               make a version active (the gate applies unless --force)
   rollback                                re-activate the previous version
@@ -58,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--recall-target", type=float,
                        help=f"recall the threshold must reach (default {DEFAULTS.recall_target})")
     train.add_argument("--recall-confidence", type=confidence, default=NOT_GIVEN, help=RECALL_CONFIDENCE_HELP)
+    train.add_argument("--mask-weight", type=float,
+                       help="weight of the tumor-mask loss where DIR has a masks/ folder, as python -m ml synth "
+                            f"writes it; 0: the labels alone (default {DEFAULTS.mask_weight})")
     train.add_argument("--name", help="dataset name (default: the folder's name)")
     train.add_argument("--wait", action="store_true", help="follow the run and print the candidate's version")
     train.set_defaults(handler=cmd_train)
@@ -169,7 +173,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = Path(args.data).resolve()
     if not data.is_dir():
         raise ValueError(f"{args.data}: no such folder")
-    chosen = {"epochs": args.epochs, "image_size": args.image_size, "recall_target": args.recall_target}
+    chosen = {"epochs": args.epochs, "image_size": args.image_size, "recall_target": args.recall_target,
+              "mask_weight": args.mask_weight}
     settings: dict[str, Any] = {name: value for name, value in chosen.items() if value is not None}
     if args.recall_confidence is not NOT_GIVEN:
         settings["recall_confidence"] = args.recall_confidence

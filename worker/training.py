@@ -120,7 +120,8 @@ def _train(run_id: int, progress: Progress | None) -> str:
         raise ValueError("the run has no dataset")
     prepared = ensure_prepared(dataset_id, progress)
     settings = train_settings(stored_settings)
-    masks = tumor_masks(prepared) if takes_masks(settings.architecture) else None
+    # A mask weight of 0 means the labels alone: no lesion-map output, and the run says so.
+    masks = tumor_masks(prepared) if takes_masks(settings.architecture) and settings.mask_weight > 0 else None
     out = get_settings().data_dir / "training-runs" / str(run_id) / "model"
     shutil.rmtree(out, ignore_errors=True)
     if progress:

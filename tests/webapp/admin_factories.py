@@ -59,16 +59,20 @@ def make_prepared_dataset(session: Session, n: int = 30, name: str = "phantoms",
 
 
 def make_run(session: Session, dataset: Dataset, epochs_done: int, total: int = 5, status: str = "running",
-             seconds_per_epoch: float = 10.0) -> TrainingRun:
+             seconds_per_epoch: float = 10.0, mask_weight: float | None = None) -> TrainingRun:
+    """A run with `epochs_done` epochs logged; with `mask_weight`, as if trained with tumor masks."""
     started = datetime.now(timezone.utc) - timedelta(seconds=epochs_done * seconds_per_epoch)
     run = TrainingRun(dataset_id=dataset.id, settings={"epochs": total, "image_size": 64, "batch_size": 16,
-                                                        "learning_rate": 0.002, "balance": True, "augment": False},
+                                                        "learning_rate": 0.002, "balance": True, "augment": False,
+                                                        **({} if mask_weight is None else {"mask_weight": mask_weight})},
                       status=status, started_at=started)
     session.add(run)
     session.flush()
     for e in range(1, epochs_done + 1):
         session.add(TrainingEpoch(run_id=run.id, epoch=e, at=started + timedelta(seconds=e * seconds_per_epoch),
                                   metrics={"loss": 0.7 / e, "val_loss": 0.8 / e, "accuracy": 1 - 0.3 / e,
-                                           "val_accuracy": 1 - 0.35 / e}))
+                                           "val_accuracy": 1 - 0.35 / e,
+                                           **({} if mask_weight is None else {"mask_loss": 0.5 / e,
+                                                                              "val_mask_loss": 0.6 / e})}))
     session.flush()
     return run

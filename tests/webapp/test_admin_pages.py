@@ -79,17 +79,19 @@ def test_admin_starts_a_run_with_the_chosen_settings(dash_app, client_for) -> No
     values = {"train-dataset.value": dataset_id, "train-epochs.value": 3, "train-image-size.value": 64,
               "train-lr.value": 0.001, "train-batch.value": 16, "train-balance.value": False,
               "train-augment.value": True, "train-intensity.value": False, "train-fine-map.value": True,
-              "train-recall-target.value": 97.5, "train-recall-confidence.value": 0.9}
+              "train-recall-target.value": 97.5, "train-recall-confidence.value": 0.9,
+              "train-mask-weight.value": 2.5}
     out = outputs(call(client_for("admin"), dash_app, "train-message.children", values))
     assert out["train-message"]["children"] == "Run 1 queued."
     with session_scope() as db:
         run = db.get(TrainingRun, 1)
         chosen = ("epochs", "image_size", "learning_rate", "batch_size", "balance", "augment", "intensity_augment",
-                  "fine_map", "recall_target", "recall_confidence")
+                  "fine_map", "recall_target", "recall_confidence", "mask_weight")
         assert {k: run.settings[k] for k in chosen} == {"epochs": 3, "image_size": 64, "learning_rate": 0.001,
                                                         "batch_size": 16, "balance": False, "augment": True,
                                                         "intensity_augment": False, "fine_map": True,
-                                                        "recall_target": 0.975, "recall_confidence": 0.9}
+                                                        "recall_target": 0.975, "recall_confidence": 0.9,
+                                                        "mask_weight": 2.5}
         assert db.scalar(select(AuditEntry.action).where(AuditEntry.target == "run 1")) == "training.start"
     out = outputs(call(client_for("admin"), dash_app, "train-message.children",
                        {**values, "train-recall-confidence.value": "off", "train-fine-map.value": False}))
@@ -107,6 +109,12 @@ def test_admin_starts_a_run_with_the_chosen_settings(dash_app, client_for) -> No
     out = outputs(call(client_for("admin"), dash_app, "train-message.children",
                        {**values, "train-epochs.value": None}))
     assert out["train-message"]["children"] == "Not started: enter a valid epochs."
+    out = outputs(call(client_for("admin"), dash_app, "train-message.children",
+                       {**values, "train-mask-weight.value": -1}))
+    assert out["train-message"]["children"] == "Not started: the tumor-mask weight must be 0 or more."
+    out = outputs(call(client_for("admin"), dash_app, "train-message.children",
+                       {**values, "train-mask-weight.value": None}))
+    assert out["train-message"]["children"] == "Not started: enter a valid tumor-mask weight."
     out = outputs(call(client_for("admin"), dash_app, "train-message.children",
                        {**values, "train-image-size.value": 72}))
     assert out["train-message"]["children"] == "Not started: a fine map needs an image size divisible by 16, got 72."
@@ -130,6 +138,21 @@ def test_live_progress_shows_epochs_elapsed_and_time_left(dash_app, client_for) 
     assert elapsed >= 20 and abs(left - 1.5 * elapsed) <= 1.5
     assert out["train-loss-chart"]["figure"]["data"][0]["x"] == [1, 2]
     assert out["train-interval"]["disabled"] is False
+    assert text_of(find_by_id(status, "train-masks")) == "Trained on the labels alone: no tumor masks were used."
+    assert [line["name"] for line in out["train-loss-chart"]["figure"]["data"]] == ["loss", "val_loss"]
+
+
+def test_a_run_trained_with_tumor_masks_says_so_and_charts_their_loss(dash_app, client_for) -> None:
+    with session_scope() as db:
+        run_id = make_run(db, make_prepared_dataset(db, n=10, with_images=False), epochs_done=3, total=5,
+                          mask_weight=2.0).id
+    out = outputs(call(client_for("admin"), dash_app, "train-status.children", {"train-run.value": run_id}))
+    assert text_of(find_by_id(out["train-status"]["children"], "train-masks")) == (
+        "Trained with the dataset's tumor masks (weight 2.0): the loss chart shows the masks' loss beside the "
+        "label's.")
+    lines = {line["name"]: line["y"] for line in out["train-loss-chart"]["figure"]["data"]}
+    assert list(lines) == ["loss", "val_loss", "mask_loss", "val_mask_loss"]
+    assert lines["val_mask_loss"] == pytest.approx([0.6, 0.3, 0.2])
 
 
 def test_time_left_assumes_the_mean_epoch_time_so_far() -> None:

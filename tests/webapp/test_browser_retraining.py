@@ -95,6 +95,8 @@ def test_admin_trains_watches_promotes_and_the_new_version_screens(make_env, sta
     assert live, seen
     assert "succeeded" in page.inner_text("#train-run-status")
     assert page.inner_text("#train-epochs-done") == "epoch 3 of 3"
+    # A synthetic dataset has tumor masks, and the default mask weight uses them.
+    assert page.inner_text("#train-masks").startswith("Trained with the dataset's tumor masks (weight 1.0)")
     candidate = page.inner_text("#train-candidate")
     assert candidate == "v2"
     screenshot(page, "admin-training-live")

@@ -78,19 +78,22 @@ def test_train_queues_a_run_with_the_recall_settings_and_refuses_bad_ones_before
         (data / folder / "slice.png").write_bytes(make_png(make_head_slice(64, seed=seed)))
 
     for option, value, message in (("--recall-target", "1.5", "recall_target must be in (0, 1], got 1.5"),
-                                   ("--recall-confidence", "1", "recall_confidence must be in (0, 1), got 1.0")):
+                                   ("--recall-confidence", "1", "recall_confidence must be in (0, 1), got 1.0"),
+                                   ("--mask-weight", "-0.5", "mask_weight must be non-negative, got -0.5")):
         refused = _cli(env, "train", "--data", str(data), option, value)
         assert (refused.returncode, refused.stderr.strip()) == (2, f"error: {message}")
     with session_scope() as db:
         assert db.scalar(select(Dataset)) is None and db.scalar(select(TrainingRun)) is None
 
     queued = _cli(env, "train", "--data", str(data), "--epochs", "2", "--recall-target", "0.97",
-                  "--recall-confidence", "0.8")
+                  "--recall-confidence", "0.8", "--mask-weight", "3")
     assert queued.returncode == 0, queued.stderr
     assert queued.stdout.strip() == f"training run 1 queued on dataset 1 ({data})"
     defaults = _cli(env, "train", "--data", str(data))
     assert defaults.returncode == 0, defaults.stderr
     with session_scope() as db:
         first, second = (db.get(TrainingRun, run_id).settings for run_id in (1, 2))
-    assert (first["epochs"], first["recall_target"], first["recall_confidence"]) == (2, 0.97, 0.8)
-    assert (second["epochs"], second["recall_target"], second["recall_confidence"]) == (15, 0.99, None)
+    assert (first["epochs"], first["recall_target"], first["recall_confidence"], first["mask_weight"]) == (
+        2, 0.97, 0.8, 3.0)
+    assert (second["epochs"], second["recall_target"], second["recall_confidence"], second["mask_weight"]) == (
+        15, 0.99, None, 1.0)

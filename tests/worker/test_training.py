@@ -68,9 +68,17 @@ def test_a_training_run_reports_every_epoch_and_registers_a_candidate_then_a_can
         assert all(item.image_blob for item in test_items)
 
     with session_scope(env.database_url) as session:
-        long_run = start_training_run(session, dataset_id, {**TINY, "epochs": 200, "patience": 200}, None)
+        # A mask weight of 0: the same synthetic set, trained on its labels alone.
+        long_run = start_training_run(session, dataset_id, {**TINY, "epochs": 200, "patience": 200,
+                                                            "mask_weight": 0.0}, None)
         long_id = long_run.id
-    wait_for(lambda: _run(env, long_id).status == "running", 60, "the second run to start")
+
+    def first_epoch() -> dict | None:
+        with session_scope(env.database_url) as session:
+            return session.scalar(select(TrainingEpoch.metrics).where(TrainingEpoch.run_id == long_id))
+
+    metrics = wait_for(first_epoch, 120, "the second run's first epoch")
+    assert "val_loss" in metrics and not any("mask" in key for key in metrics)
     with session_scope(env.database_url) as session:
         request_cancel(session, long_id, None)
     cancelled = _wait_run(env, long_id, timeout=120)

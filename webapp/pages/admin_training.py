@@ -27,7 +27,7 @@ CONFIDENCE_OPTIONS = [
 ]
 # Shown under a finished or running run, in this order.
 SHOWN_SETTINGS = ("epochs", "image_size", "learning_rate", "batch_size", "recall_target", "recall_confidence",
-                  "balance", "augment", "intensity_augment", "fine_map")
+                  "balance", "augment", "intensity_augment", "fine_map", "mask_weight")
 
 STATUS_COLORS = {"queued": "secondary", "running": "primary", "succeeded": "success", "failed": "danger",
                  "cancelled": "warning"}
@@ -42,6 +42,14 @@ def duration(seconds: float | None) -> str:
 
 def field(label: str, control: Any, md: int = 2) -> dbc.Col:
     return dbc.Col([dbc.Label(label, html_for=getattr(control, "id", None)), control], md=md)
+
+
+def mask_use(epochs: list[tuple[int, dict[str, Any]]], settings: dict[str, Any]) -> str:
+    """Whether the run learned from tumor masks, read from what its epochs logged (ml.train.epoch_entry)."""
+    if any("mask_loss" in metrics for _, metrics in epochs):
+        return (f"Trained with the dataset's tumor masks (weight {settings.get('mask_weight', '–')}): "
+                "the loss chart shows the masks' loss beside the label's.")
+    return "Trained on the labels alone: no tumor masks were used."
 
 
 @guard_layout(ROLES)
@@ -65,14 +73,22 @@ def layout(**_: Any) -> dbc.Container:
                                                  value=round(DEFAULT_SETTINGS.recall_target * 100, 1))),
             field("…met on",
                   dcc.Dropdown(id="train-recall-confidence", options=CONFIDENCE_OPTIONS, clearable=False,
-                               value=DEFAULT_SETTINGS.recall_confidence or "off"), md=4),
+                               value=DEFAULT_SETTINGS.recall_confidence or "off"), md=3),
             dbc.Col(html.Small("The decision threshold is the highest at which validation's tumors reach the "
                                "recall target. A threshold that only just meets it on validation's own patients "
                                "misses it on new ones about half the time; asking it of a share of bootstrap "
                                "draws of those patients (similarity groups) leaves a margin, paid for in "
                                "specificity: on brain-mri, in three training runs, 95 % found 0–4 more of 601 "
                                "test tumors and cleared 77–92 % of the tumor-free scans, against 97 % without.",
-                               className="text-muted"), md=6),
+                               className="text-muted"), md=7),
+        ], className="g-2 mt-1 align-items-end"),
+        dbc.Row([
+            field("Tumor-mask weight", dbc.Input(id="train-mask-weight", type="number", min=0, step="any",
+                                                 value=DEFAULT_SETTINGS.mask_weight)),
+            dbc.Col(html.Small("Where the dataset has a tumor mask for each tumor scan (synthetic CT), the heatmap "
+                               "is also trained to lie on the tumor, with this weight beside the label's loss; "
+                               "0 trains on the labels alone. Datasets without masks always train on the labels.",
+                               className="text-muted"), md=10),
         ], className="g-2 mt-1 align-items-end"),
         dbc.Row([
             dbc.Col(dbc.Switch(id="train-balance", label="Balance classes (oversample the minority)", value=True),
@@ -121,19 +137,20 @@ def layout(**_: Any) -> dbc.Container:
     State("train-fine-map", "value"),
     State("train-recall-target", "value"),
     State("train-recall-confidence", "value"),
+    State("train-mask-weight", "value"),
     prevent_initial_call=True,
 )
 def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, image_size: int | None,
               learning_rate: float | None, batch_size: int | None, balance: bool | None,
               augment: bool | None, intensity: bool | None, fine_map: bool | None,
-              recall_percent: float | None, confidence: float | str | None) -> tuple:
+              recall_percent: float | None, confidence: float | str | None, mask_weight: float | None) -> tuple:
     def refuse(message: str) -> tuple:
         return f"Not started: {message}.", "danger", True, no_update, no_update, no_update
 
     if dataset_id is None:
         return refuse("choose a prepared dataset")
     values = {"epochs": epochs, "image_size": image_size, "learning_rate": learning_rate, "batch_size": batch_size,
-              "recall_target": recall_percent}
+              "recall_target": recall_percent, "tumor-mask_weight": mask_weight}
     missing = [name.replace("_", " ") for name, value in values.items() if value is None]
     if missing:
         return refuse(f"enter a valid {', '.join(missing)}")
@@ -143,11 +160,14 @@ def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, i
         return refuse("the learning rate must be above 0")
     if recall_percent is not None and not 0 < recall_percent <= 100:
         return refuse("the recall target must be above 0 % and at most 100 %")
+    if mask_weight is not None and mask_weight < 0:
+        return refuse("the tumor-mask weight must be 0 or more")
     settings = {"epochs": int(epochs), "image_size": int(image_size),  # type: ignore[arg-type]
                 "learning_rate": float(learning_rate), "batch_size": int(batch_size),  # type: ignore[arg-type]
                 "balance": bool(balance), "augment": bool(augment), "intensity_augment": bool(intensity),
                 "fine_map": bool(fine_map), "recall_target": float(recall_percent) / 100.0,  # type: ignore[arg-type]
-                "recall_confidence": None if confidence in (None, "off") else float(confidence)}
+                "recall_confidence": None if confidence in (None, "off") else float(confidence),
+                "mask_weight": float(mask_weight)}  # type: ignore[arg-type]
     try:
         with session_scope() as db:
             # The training-run module writes the audit entry (who, which dataset, which settings).
@@ -217,13 +237,16 @@ def show_progress(_n: int | None, run_id: int | None) -> tuple:
         lines.append(html.Div(["Candidate registered: ",
                                dcc.Link(progress.candidate, href="/admin/models", id="train-candidate"),
                                f" ({progress.candidate_status})"]))
+    if progress.epochs:
+        lines.append(html.Div(mask_use(progress.epochs, progress.settings), id="train-masks"))
     settings = ", ".join(f"{k} {progress.settings[k]}" for k in SHOWN_SETTINGS if k in progress.settings)
     lines.append(html.Div(settings, className="text-muted small"))
     # Stop polling once the run is over and, when it succeeded, its candidate is registered.
     finished = progress.status in FINAL_STATUSES and (progress.status != "succeeded" or progress.candidate)
     return (
         html.Div(lines),
-        epoch_curves(progress.epochs, ("loss", "val_loss"), "Loss per epoch", progress.total_epochs),
+        epoch_curves(progress.epochs, ("loss", "val_loss", "mask_loss", "val_mask_loss"), "Loss per epoch",
+                     progress.total_epochs),
         epoch_curves(progress.epochs, ("accuracy", "val_accuracy", "recall", "val_recall", "auc", "val_auc"),
                      "Accuracy, recall, AUC per epoch", progress.total_epochs),
         bool(finished),
