@@ -75,7 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-masks", action="store_true", help="train on the labels alone, not the tumor masks")
     parser.add_argument("--mask-weight", type=float, default=TrainSettings.mask_weight,
                         help="weight of the mask loss beside the label's")
+    parser.add_argument("--width", type=int, default=TrainSettings.width, help="filters of the first block")
+    parser.add_argument("--patience", type=int, default=TrainSettings.patience,
+                        help="epochs without a better validation loss before training stops")
     parser.add_argument("--work", type=Path, default=WORK / "synthetic")
+    parser.add_argument("--model", type=Path, help="model folder (default: WORK/model)")
+    parser.add_argument("--results", default="synthetic", help="name of the JSON file in bench/results")
     parser.add_argument("--reuse", action="store_true", help="keep a generated and prepared set from an earlier run")
     args = parser.parse_args(argv)
 
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from ml.synthetic import generate_dataset
     from ml.train import train
 
-    raw, prepared, model = args.work / "raw", args.work / "prepared", args.work / "model"
+    raw, prepared, model = args.work / "raw", args.work / "prepared", args.model or args.work / "model"
     timings = {}
     began = time.monotonic()
     if not (args.reuse and (raw / "manifest.csv").is_file()):
@@ -99,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     timings["prepare_s"] = time.monotonic() - began
     # One fixed brain window: grey levels are densities, so only the geometry is varied (ml.augment).
     settings = TrainSettings(image_size=args.image_size, epochs=args.epochs, seed=args.seed, intensity_augment=False,
-                             fine_map=args.fine_map, mask_weight=args.mask_weight)
+                             fine_map=args.fine_map, mask_weight=args.mask_weight, width=args.width,
+                             patience=args.patience)
     began = time.monotonic()
     train(prepared, model, settings, masks_dir=None if args.no_masks else raw / "masks")
     timings["train_s"] = time.monotonic() - began
@@ -128,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print("by detectability (SNR of an ideal observer who knows the head and where the tumor is; about 5 is "
           "the edge of visibility):")
     print_table(["SNR", "tumors", "recall", "roc_auc"], snr_rows)
-    write_results("synthetic", {"count": args.count, "masks": not args.no_masks, "settings": settings.__dict__,
+    write_results(args.results, {"count": args.count, "masks": not args.no_masks, "settings": settings.__dict__,
                                 "timings": timings, "metrics": metrics, "by_size": size_rows,
                                 "by_detectability": snr_rows, "pointing_bounds": bound_rows})
     return 0

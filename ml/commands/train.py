@@ -36,7 +36,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--architecture", choices=("tumorscreen", "baseline"), default=DEFAULTS.architecture)
     parser.add_argument("--fine-map", action="store_true",
                         help="heatmaps from a 32×32 map at 128 px (block 3 joined to the last block), not 8×8")
-    parser.add_argument("--masks", type=Path,
+    parser.add_argument("--masks", type=Path, metavar="DIR",
                         help="the source dataset's tumor masks, <stem>.png per tumor image (python -m ml synth writes "
                              "them): a second training target that teaches the heatmap where tumors are")
     parser.add_argument("--mask-weight", type=float, default=DEFAULTS.mask_weight,
