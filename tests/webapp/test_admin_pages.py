@@ -126,6 +126,18 @@ def test_admin_starts_a_run_with_the_chosen_settings(dash_app, client_for) -> No
     assert "Run 1 cancelled before it started." in str(out)
 
 
+def test_choosing_a_synthetic_ct_dataset_turns_grey_level_augmentation_off(dash_app, client_for) -> None:
+    with session_scope() as db:
+        synthetic = make_prepared_dataset(db, n=10, with_images=False).id
+        folder = Dataset(name="mri", source_kind="folder", source="/data/mri", status="ready", item_count=10)
+        db.add(folder)
+        db.flush()
+        folder_id = folder.id
+    for dataset_id, varied in ((synthetic, False), (folder_id, True), (None, True)):
+        out = outputs(call(client_for("admin"), dash_app, "train-intensity.value", {"train-dataset.value": dataset_id}))
+        assert out["train-intensity"]["value"] is varied
+
+
 def test_live_progress_shows_epochs_elapsed_and_time_left(dash_app, client_for) -> None:
     with session_scope() as db:
         run_id = make_run(db, make_prepared_dataset(db, n=10, with_images=False), epochs_done=2, total=5).id

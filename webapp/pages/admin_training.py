@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from core.db import session_scope
 from webapp.figures.training import epoch_curves
-from webapp.queries.training import FINAL_STATUSES, dataset_options, run_options, run_progress
+from webapp.queries.training import FINAL_STATUSES, dataset_kind, dataset_options, run_options, run_progress
 from webapp.security import guard_layout, secure_callback
 from worker.training_runs import DEFAULT_SETTINGS, TrainingRequestError, request_cancel, start_training_run
 
@@ -176,6 +176,20 @@ def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, i
     except TrainingRequestError as exc:
         return refuse(str(exc))
     return f"Run {run.id} queued.", "success", True, options, run.id, False
+
+
+@secure_callback(
+    ROLES,
+    Output("train-intensity", "value"),
+    Input("train-dataset", "value"),
+)
+def intensity_for_dataset(dataset_id: int | None) -> bool:
+    """Synthetic CT is read through one fixed window, where a grey level is a density: vary only the
+    geometry (ml.augment). Other datasets start with contrast and brightness varied; the admin decides."""
+    if dataset_id is None:
+        return True
+    with session_scope() as db:
+        return dataset_kind(db, int(dataset_id)) != "synthetic"
 
 
 @secure_callback(

@@ -75,6 +75,11 @@ def run_options(session: Session, limit: int = 50) -> list[dict[str, Any]]:
              "value": r.id} for r in runs]
 
 
+def dataset_kind(session: Session, dataset_id: int) -> str | None:
+    """How the dataset was registered: zip, folder, synthetic or reviews (None for no such dataset)."""
+    return session.scalar(select(Dataset.source_kind).where(Dataset.id == dataset_id))
+
+
 def dataset_options(session: Session) -> list[dict[str, Any]]:
     """Datasets a run can use: the prepared ones, newest first."""
     rows = session.scalars(select(Dataset).where(Dataset.status == "ready").order_by(Dataset.id.desc()))
