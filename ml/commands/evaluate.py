@@ -27,7 +27,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--model", required=True, type=Path, help="model directory (python -m ml train)")
     parser.add_argument("--data", required=True, type=Path, help="raw folder-per-class or prepared dataset")
     parser.add_argument("--json", required=True, type=Path, help="where to write the metrics")
-    parser.add_argument("--masks", type=Path, metavar="DIR", help="folder of tumor masks, <image stem>.png (synthetic sets)")
+    parser.add_argument("--masks", type=Path, metavar="DIR",
+                        help="folder of tumor masks, <image stem>.png (synthetic sets)")
     parser.add_argument("--tumor-classes", type=_names, help="comma-separated class folders meaning tumor (raw datasets)")
     parser.add_argument("--normal-classes", type=_names, help="comma-separated class folders meaning no tumor")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")

@@ -134,7 +134,8 @@ def test_choosing_a_synthetic_ct_dataset_turns_grey_level_augmentation_off(dash_
         db.flush()
         folder_id = folder.id
     for dataset_id, varied in ((synthetic, False), (folder_id, True), (None, True)):
-        out = outputs(call(client_for("admin"), dash_app, "train-intensity.value", {"train-dataset.value": dataset_id}))
+        out = outputs(call(client_for("admin"), dash_app, "train-intensity.value",
+                           {"train-dataset.value": dataset_id}))
         assert out["train-intensity"]["value"] is varied
 
 

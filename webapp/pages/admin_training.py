@@ -149,8 +149,9 @@ def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, i
 
     if dataset_id is None:
         return refuse("choose a prepared dataset")
+    # Keyed by the name the message gives each field.
     values = {"epochs": epochs, "image_size": image_size, "learning_rate": learning_rate, "batch_size": batch_size,
-              "recall_target": recall_percent, "tumor-mask_weight": mask_weight}
+              "recall_target": recall_percent, "tumor-mask weight": mask_weight}
     missing = [name.replace("_", " ") for name, value in values.items() if value is None]
     if missing:
         return refuse(f"enter a valid {', '.join(missing)}")
