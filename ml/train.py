@@ -83,7 +83,7 @@ class TrainSettings:
     dropout: float = 0.3
     # Join block 3's quarter-resolution maps to the class activation map (ml.model.build_tumorscreen).
     fine_map: bool = False
-    # Weight of the tumor-mask loss beside the label's, when training is given masks (ml.lesion_map).
+    # Weight of the tumor-mask loss beside the label's, when training is given masks (ml.lesion_map); 0: unused.
     mask_weight: float = 1.0
     patience: int = 4
     architecture: str = "tumorscreen"
@@ -102,6 +102,12 @@ class TrainSettings:
             raise ValueError(f"review_band must be non-negative, got {self.review_band}")
         if self.fine_map and (problem := fine_map_error(self.architecture, self.image_size, self.depth)):
             raise ValueError(problem)
+
+
+def learns_from_masks(settings: TrainSettings) -> bool:
+    """Whether tumor masks given to training are used: a pooling head and a mask weight above 0 (0 is the
+    labels alone, with no lesion-map output and no mask loss logged)."""
+    return takes_masks(settings.architecture) and settings.mask_weight > 0
 
 
 def fingerprint_file(path: str | Path) -> str:
@@ -374,6 +380,8 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
         raise ValueError("masks are needed for both training and validation scans, or for neither")
     if train_masks is not None and not takes_masks(settings.architecture):
         raise ValueError(f"tumor masks need a pooling head; the {settings.architecture} architecture has none")
+    if not learns_from_masks(settings):
+        train_masks = val_masks = None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     X_train, X_val, X_test = (np.asarray(X, np.float32).reshape(len(X), settings.image_size, settings.image_size, 1)

@@ -109,7 +109,7 @@ def _claim(run_id: int) -> bool:
 
 
 def _train(run_id: int, progress: Progress | None) -> str:
-    from ml.train import takes_masks, train
+    from ml.train import learns_from_masks, train
     from worker.dataset_preparation import ensure_prepared
     from worker.training_runs import train_settings
 
@@ -120,8 +120,7 @@ def _train(run_id: int, progress: Progress | None) -> str:
         raise ValueError("the run has no dataset")
     prepared = ensure_prepared(dataset_id, progress)
     settings = train_settings(stored_settings)
-    # A mask weight of 0 means the labels alone: no lesion-map output, and the run says so.
-    masks = tumor_masks(prepared) if takes_masks(settings.architecture) and settings.mask_weight > 0 else None
+    masks = tumor_masks(prepared) if learns_from_masks(settings) else None
     out = get_settings().data_dir / "training-runs" / str(run_id) / "model"
     shutil.rmtree(out, ignore_errors=True)
     if progress:

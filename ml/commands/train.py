@@ -40,7 +40,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="the source dataset's tumor masks, <stem>.png per tumor image (python -m ml synth writes "
                              "them): a second training target that teaches the heatmap where tumors are")
     parser.add_argument("--mask-weight", type=float, default=DEFAULTS.mask_weight,
-                        help="weight of the mask loss beside the label's (with --masks)")
+                        help="weight of the mask loss beside the label's (with --masks; 0: the labels alone)")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--no-intensity-augment", action="store_true",
                         help="vary only the geometry, not contrast, brightness or gamma (CT in a fixed window)")

@@ -91,6 +91,14 @@ def test_masks_for_only_one_of_training_and_validation_or_without_a_pooling_head
     assert not (tmp_path / "m").exists()
 
 
+def test_a_mask_weight_of_zero_trains_on_the_labels_alone(tmp_path):
+    epochs: list[dict] = []
+    build_tiny_model_dir(tmp_path / "m", masks=True, mask_weight=0.0, epochs=1,
+                         on_epoch=lambda epoch, logs: epochs.append(logs))
+    assert "val_loss" in epochs[0] and not any("mask" in key or "total" in key for key in epochs[0])
+    assert json.loads((tmp_path / "m" / "metadata.json").read_text())["training_data"]["n_train_masks"] == 0
+
+
 @pytest.fixture(scope="module")
 def synthetic_prepared(tmp_path_factory):
     """A 40-slice synthetic CT set with its masks, prepared at 64 px."""
