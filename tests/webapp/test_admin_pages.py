@@ -163,9 +163,13 @@ def test_a_run_trained_with_tumor_masks_says_so_and_charts_their_loss(dash_app, 
     assert text_of(find_by_id(out["train-status"]["children"], "train-masks")) == (
         "Trained with the dataset's tumor masks (weight 2.0): the loss chart shows the masks' loss beside the "
         "label's.")
-    lines = {line["name"]: line["y"] for line in out["train-loss-chart"]["figure"]["data"]}
-    assert list(lines) == ["loss", "val_loss", "mask_loss", "val_mask_loss"]
-    assert lines["val_mask_loss"] == pytest.approx([0.6, 0.3, 0.2])
+    traces = {trace["name"]: trace for trace in out["train-loss-chart"]["figure"]["data"]}
+    assert list(traces) == ["loss", "val_loss", "mask_loss", "val_mask_loss"]
+    assert traces["val_mask_loss"]["y"] == pytest.approx([0.6, 0.3, 0.2])
+    # Each loss is paired with its validation twin: one colour, training solid and validation dashed.
+    style = {name: (trace["line"]["color"], trace["line"]["dash"]) for name, trace in traces.items()}
+    assert style["loss"][0] == style["val_loss"][0] != style["mask_loss"][0] == style["val_mask_loss"][0]
+    assert [dash for _, dash in style.values()] == ["solid", "dash", "solid", "dash"]
 
 
 def test_time_left_assumes_the_mean_epoch_time_so_far() -> None:

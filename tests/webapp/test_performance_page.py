@@ -53,7 +53,10 @@ def test_mismatched_test_scores_are_refused() -> None:
 def test_choosing_a_version_sets_the_slider_to_its_operating_threshold(dash_app, client_for, versions) -> None:
     out = outputs(call(client_for("admin"), dash_app, "perf-threshold.value", {"perf-te-version.value": "v2"}))
     assert out["perf-threshold"]["value"] == 0.42
-    assert out["perf-training"]["figure"]["data"][0]["x"] == [1, 2, 3, 4, 5]
+    curves = out["perf-training"]["figure"]["data"]
+    assert curves[0]["x"] == [1, 2, 3, 4, 5]
+    colours = {trace["name"]: trace["line"]["color"] for trace in curves}
+    assert colours["loss"] == colours["val_loss"] != colours["accuracy"] == colours["val_accuracy"]
 
 
 def test_versions_side_by_side(dash_app, client_for, versions) -> None:

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from webapp.figures.training import metric_line
 from webapp.queries.performance import METRICS, ThresholdResult
 
 LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=40, b=40), height=320)
@@ -89,12 +90,14 @@ def training_curves(history: Sequence[dict[str, Any]], title: str = "Training cu
     """Loss and accuracy per epoch, training and validation."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"), horizontal_spacing=0.12)
     epochs = [h["epoch"] for h in history]
-    for col, keys in ((1, ("loss", "val_loss")), (2, ("accuracy", "val_accuracy"))):
+    panels = ((1, ("loss", "val_loss")), (2, ("accuracy", "val_accuracy")))
+    every_key = [key for _, keys in panels for key in keys]
+    for col, keys in panels:
         for key in keys:
             values = [h.get(key) for h in history]
             if any(v is not None for v in values):
                 fig.add_scatter(x=epochs, y=values, mode="lines+markers", name=key, row=1, col=col,
-                                line=dict(dash="dash" if key.startswith("val_") else "solid"))
+                                line=metric_line(key, every_key))
         fig.update_xaxes(title_text="epoch", dtick=1, row=1, col=col)
     fig.update_layout(**LAYOUT, title=title)
     return fig
