@@ -33,9 +33,11 @@ def build_tumorscreen(image_size: int = 128, width: int = 16, depth: int = 5, dr
     gives an 8×8 map at 128 px, and a heatmap upsampled from it peaks at a cell centre: even a perfect
     8×8 map could point inside only 49 % of the synthetic test tumors (most are smaller than a 16-px
     cell), a 32×32 one inside 98 % (ml.evaluate.pointing_bound). Pooling and the dense unit stay
-    linear, so the map stays exact. Off by default: it lifts the bound, not what the network learns
-    (on synthetic CT after 10 epochs it pointed inside 15 % of the tumors, the 8×8 map 24 %), and it
-    doubles the ONNX forward time of one scan (12.2 against 5.9 ms measured on a slow 2-core host).
+    linear, so the map stays exact. It lifts the bound; what the network learns to point at comes from
+    the tumor masks (ml.lesion_map): on 20,000 synthetic slices with masks it pointed inside 68 % of the
+    tumors against 42 % for the 8×8 map. Off by default: it ranked a little worse there (ROC-AUC 0.916
+    against 0.925) and on brain-mri (0.9965), and it doubles the ONNX forward time of one scan (12.2
+    against 5.9 ms measured on a slow 2-core host).
     """
     inputs = keras.Input((image_size, image_size, 1), name="image")
     x = inputs
