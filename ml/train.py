@@ -454,14 +454,15 @@ def train(prepared_dir: str | Path, out_dir: str | Path, settings: TrainSettings
     """Train on a prepared dataset folder (see `ml.dataset`) and write a model directory; returns metrics.
 
     `masks_dir`: the source dataset's tumor masks (`<stem>.png` per tumor image, as the synthetic
-    generator writes them), a second training target."""
+    generator writes them), a second training target; not read when `settings.mask_weight` is 0."""
     from ml.dataset import load_split, read_metadata
     from ml.evaluate import split_masks
 
     prepared_dir = Path(prepared_dir)
     splits = {split: load_split(prepared_dir, split, image_size=settings.image_size) for split in ("train", "val", "test")}
     rows = read_metadata(prepared_dir)
-    masks = {split: None if masks_dir is None else split_masks(prepared_dir, settings.image_size, masks_dir, split)
+    reads_masks = masks_dir is not None and settings.mask_weight > 0
+    masks = {split: split_masks(prepared_dir, settings.image_size, masks_dir, split) if reads_masks else None
              for split in ("train", "val")}
     return train_arrays(*splits["train"], *splits["val"], *splits["test"], out_dir, settings, on_epoch, should_stop,
                         fingerprint=fingerprint_file(prepared_dir / "metadata.csv"),

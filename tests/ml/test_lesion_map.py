@@ -151,3 +151,15 @@ def test_train_command_refuses_missing_masks_before_training(synthetic_prepared,
     assert train_main(["--data", str(prepared), "--out", str(tmp_path / "m"), "--masks", str(masks), *TINY_CLI]) == 2
     assert capsys.readouterr().err == f"error: {lost}: no mask for tumor scan {lost.stem}\n"
     assert not (tmp_path / "m").exists()
+
+
+def test_masks_given_with_a_weight_of_zero_are_not_read(synthetic_prepared, tmp_path):
+    """Weight 0 is the labels alone, so a masks folder missing every mask does not stop training."""
+    from ml.commands.train import main as train_main
+
+    empty_masks = tmp_path / "no-masks"
+    empty_masks.mkdir()
+    out = tmp_path / "model"
+    assert train_main(["--data", str(synthetic_prepared / "prepared"), "--out", str(out), "--masks",
+                       str(empty_masks), "--mask-weight", "0", *TINY_CLI]) == 0
+    assert json.loads((out / "metadata.json").read_text())["training_data"]["n_train_masks"] == 0
