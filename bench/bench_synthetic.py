@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=7)
     # 256 px ranked worse than 128 on 3,000 slices × 12 epochs (ROC-AUC 0.827 against 0.875; tumors under 8 px
-    # 0.53 against 0.64) at four times the training time; its 16×16 map pointed better (0.54 against 0.42).
+    # 0.53 against 0.64), at 390–470 s an epoch on a slow 2-core host; its 16×16 map pointed better (0.54 against
+    # 0.42).
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--fine-map", action="store_true",
