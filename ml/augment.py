@@ -1,6 +1,8 @@
 """On-the-fly training augmentation with Keras preprocessing layers, seeded.
 
-Geometry (rotation, flips, small shifts and zoom) teaches position and orientation do not matter;
+Geometry (rotation, flips, small shifts and zoom) teaches position and orientation do not matter. Its
+bilinear resampling smooths the fine noise of a slice (to 0.65 of its amplitude on synthetic CT); a lossless
+set of flips, quarter turns and whole-pixel shifts ranked no better there (docs/SYNTHETIC_CT.md).
 intensity (contrast, brightness, gamma) is there to break the shortcut this data offers: in brain-mri
 the MR sequence nearly gives away the class, so the network must not be able to rely on the grey-level
 profile of a slice.

@@ -13,7 +13,8 @@ from ml.train import FINE_BLOCK, fine_map_error
 
 ARCHITECTURES = ("tumorscreen", "baseline")
 # Blocks that run at full or half resolution get one convolution; later blocks, where the maps are
-# small and a convolution is cheap, get two.
+# small and a convolution is cheap, get two. Two in the first blocks as well (0 here) ranked worse on synthetic
+# CT, the smallest lesions included (docs/SYNTHETIC_CT.md).
 SINGLE_CONV_BLOCKS = 2
 
 
