@@ -7,6 +7,7 @@ from ml.ct_acquisition import (
     FILTERS,
     MU_WATER_PER_CM,
     Acquisition,
+    back_project,
     fbp_filter,
     filtered_back_projection,
     forward_project,
@@ -47,6 +48,29 @@ def test_projection_of_a_disc_is_the_chord_length_at_every_angle() -> None:
     np.testing.assert_allclose(centre_ray, 2 * radius * MU_WATER_PER_CM, rtol=0.02)
     # Every view sees the whole object: the same total attenuation.
     np.testing.assert_allclose(sinogram.sum(axis=1), mu.sum(), rtol=0.005)
+
+
+def _off_centre_object() -> np.ndarray:
+    """An asymmetric smooth object, so that a view mixed up with its mirror image would show."""
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+    blob = np.exp(-((xs - SIZE * 0.6) ** 2 + (ys - SIZE * 0.35) ** 2) / (2 * (SIZE * 0.06) ** 2))
+    return (np.where(_radius() < SIZE * 0.4, 0.5, 0.0) + blob + 0.01 * xs).astype(np.float32)
+
+
+def test_views_a_quarter_turn_apart_project_as_if_each_were_projected_alone() -> None:
+    image = _off_centre_object()
+    angles = projection_angles(36)  # 0, 5, ... 175 degrees: every view below 90 has a partner 90 on
+    together = forward_project(image, angles)
+    alone = np.concatenate([forward_project(image, angles[i : i + 1]) for i in range(len(angles))])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-4 * float(alone.max()))
+
+
+def test_views_a_quarter_turn_apart_back_project_as_if_each_were_back_projected_alone() -> None:
+    angles = projection_angles(36)
+    rows = np.random.default_rng(0).normal(size=(len(angles), SIZE)).astype(np.float32)
+    together = back_project(rows, angles)
+    alone = sum(back_project(rows[i : i + 1], angles[i : i + 1]) for i in range(len(angles)))
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-4 * float(np.abs(alone).max()))
 
 
 @pytest.mark.parametrize("window", FILTERS)
