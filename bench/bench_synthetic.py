@@ -1,5 +1,4 @@
-"""Synthetic head CT: generate → prepare → train → evaluate with masks; recall and ROC-AUC by lesion size and
-by how detectable each tumor is.
+"""Synthetic head CT: generate, prepare, train, evaluate with masks; recall and ROC-AUC by lesion size and SNR.
 
     python -m bench.bench_synthetic [--count 10000] [--image-size 128] [--epochs 16] [--fine-map] [--no-masks]
                                     [--mask-weight 1.0] [--width 16] [--patience 4] [--reuse]
