@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mask-weight", type=float, default=TrainSettings.mask_weight,
                         help="weight of the mask loss beside the label's")
     parser.add_argument("--width", type=int, default=TrainSettings.width, help="filters of the first block")
+    parser.add_argument("--learning-rate", type=float, default=TrainSettings.learning_rate,
+                        help="peak of the cosine-decayed learning rate")
+    parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
     parser.add_argument("--patience", type=int, default=TrainSettings.patience,
                         help="epochs without a better validation loss before training stops")
     parser.add_argument("--work", type=Path, default=WORK / "synthetic")
@@ -110,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     # One fixed brain window: grey levels are densities, so only the geometry is varied (ml.augment).
     settings = TrainSettings(image_size=args.image_size, epochs=args.epochs, seed=args.seed, intensity_augment=False,
                              fine_map=args.fine_map, mask_weight=args.mask_weight, width=args.width,
-                             patience=args.patience)
+                             patience=args.patience, learning_rate=args.learning_rate,
+                             batch_size=args.batch_size)
     began = time.monotonic()
     train(prepared, model, settings, masks_dir=None if args.no_masks else raw / "masks")
     timings["train_s"] = time.monotonic() - began
