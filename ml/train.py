@@ -132,6 +132,20 @@ def ema_momentum(total_steps: int) -> float:
     return float(np.clip(1.0 - 10.0 / total_steps, 0.5, 0.99))
 
 
+def _channel_moments(x):
+    """Per-channel mean and variance over an N×H×W×C batch, in float32 without losing digits: the variance
+    from deviations, not E[x²] − E[x]² (keras.ops.moments), which cancels when a channel's mean is large
+    beside its spread; and each sum over one axis at a time, since one float32 sum over millions of values
+    drifts (relative error 5e-4 in the variance against a float64 reference)."""
+    import keras
+
+    def channel_mean(values):
+        return keras.ops.mean(keras.ops.mean(keras.ops.mean(values, axis=2), axis=1), axis=0)
+
+    mean = channel_mean(x)
+    return mean, channel_mean(keras.ops.square(x - mean))
+
+
 def refresh_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> None:
     """Set every batch-norm layer's moving mean and variance to the statistics of its input over `images`,
     for the model's current weights ("precise BN").
@@ -150,21 +164,24 @@ def refresh_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> None
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     if not norms or len(images) == 0:
         return
-    probe = keras.Model(model.inputs[0], [layer.input for layer in norms])
-    means, squares, counts = [], [], []
+    # Each batch's per-channel mean and variance are reduced in the graph: copying the activations out
+    # (1024 scans × 128² × 16 floats for the first layer alone) took most of the time, 15 s an epoch on
+    # brain-mri (bench/bench_training_speed.py).
+    probe = keras.Model(model.inputs[0], [_channel_moments(layer.input) for layer in norms])
+    batch_means, batch_variances, counts = [], [], []
     for start in range(0, len(images), batch_size):
-        outputs = probe(images[start:start + batch_size], training=True)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        arrays = [keras.ops.convert_to_numpy(output).astype(np.float64) for output in outputs]
-        means.append([a.mean(axis=(0, 1, 2)) for a in arrays])
-        squares.append([(a ** 2).mean(axis=(0, 1, 2)) for a in arrays])
-        counts.append(len(arrays[0]))
+        moments = probe(images[start:start + batch_size], training=True)
+        batch_means.append([keras.ops.convert_to_numpy(mean).astype(np.float64) for mean, _ in moments])
+        batch_variances.append([keras.ops.convert_to_numpy(variance).astype(np.float64) for _, variance in moments])
+        counts.append(len(images[start:start + batch_size]))
     weights = np.asarray(counts, dtype=np.float64) / sum(counts)
     for index, layer in enumerate(norms):
-        mean = sum(w * m[index] for w, m in zip(weights, means))
-        variance = sum(w * q[index] for w, q in zip(weights, squares)) - mean ** 2
+        means = np.stack([batch[index] for batch in batch_means])
+        mean = weights @ means
+        # Pooled: the mean within-batch variance plus the variance of the batch means.
+        variance = weights @ np.stack([batch[index] for batch in batch_variances]) + weights @ (means - mean) ** 2
         layer.moving_mean.assign(mean.astype(np.float32))
-        layer.moving_variance.assign(np.maximum(variance, 0.0).astype(np.float32))
+        layer.moving_variance.assign(variance.astype(np.float32))
 
 
 def _callbacks(settings: TrainSettings, on_epoch: EpochHook | None, should_stop: StopHook | None, history: list,
