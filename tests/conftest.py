@@ -35,15 +35,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
-    """Poll until `predicate()` is truthy; fail the test naming `what` if it never is."""
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05,
+             explain: Callable[[], str] | None = None) -> object:
+    """Poll until `predicate()` is truthy; fail the test naming `what` if it never is, followed by
+    `explain()` (say, the end of a worker's log: CI keeps nothing else of a process that hung)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            message = f"timed out after {timeout:.0f}s waiting for {what}"
+            raise AssertionError(message + (f"\n{explain()}" if explain else ""))
         time.sleep(interval)
 
 
@@ -180,6 +183,10 @@ class ManagedProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        tail = "\n".join(self.log().splitlines()[-lines:])
+        return f"--- last {lines} lines of {self.log_path.name} ---\n{tail}"
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -166,3 +166,20 @@ def test_batch_norm_statistics_are_measured_on_the_given_scans():
     inputs = keras.ops.convert_to_numpy(keras.Model(model.inputs[0], first.input)(images))
     assert np.allclose(first.moving_mean.numpy(), inputs.mean(axis=(0, 1, 2)), atol=1e-5)
     assert np.allclose(first.moving_variance.numpy(), inputs.var(axis=(0, 1, 2)), atol=1e-5)
+
+
+def test_batch_norm_statistics_with_a_single_batch_norm_layer():
+    import keras
+
+    from ml.train import refresh_batch_norm
+
+    inputs = keras.Input((16, 16, 1))
+    features = keras.layers.Conv2D(3, 3, padding="same")(inputs)
+    norm = keras.layers.BatchNormalization()
+    outputs = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(norm(features)))
+    model = keras.Model(inputs, outputs)
+    images = np.random.default_rng(1).random((50, 16, 16, 1)).astype(np.float32)
+    refresh_batch_norm(model, images, batch_size=16)
+    activations = keras.ops.convert_to_numpy(keras.Model(inputs, features)(images))
+    assert np.allclose(norm.moving_mean.numpy(), activations.mean(axis=(0, 1, 2)), atol=1e-5)
+    assert np.allclose(norm.moving_variance.numpy(), activations.var(axis=(0, 1, 2)), atol=1e-5)

@@ -21,9 +21,9 @@ def _run(env, run_id: int):
         return run
 
 
-def _wait_run(env, run_id: int, timeout: float = 300):
+def _wait_run(env, run_id: int, worker, timeout: float = 300):
     return wait_for(lambda: (run := _run(env, run_id)).status in ("succeeded", "failed", "cancelled") and run,
-                    timeout, f"training run {run_id} to finish")
+                    timeout, f"training run {run_id} to finish", explain=worker.log_tail)
 
 
 @pytest.mark.slow
@@ -31,7 +31,8 @@ def test_a_training_run_reports_every_epoch_and_registers_a_candidate_then_a_can
         make_env, start_worker, handmade_model_dir) -> None:
     env = make_env()
     active = install_model(env, handmade_model_dir)
-    start_worker(env, queues="training", name="trainer", extra_args=["--pool", "solo"])  # as the Procfile runs it
+    # --pool solo, as the Procfile runs the trainer
+    worker = start_worker(env, queues="training", name="trainer", extra_args=["--pool", "solo"])
     from core.db import session_scope
     from core.models import Dataset, DatasetItem, ModelVersion, TrainingEpoch
     from worker.datasets import register_dataset
@@ -42,7 +43,7 @@ def test_a_training_run_reports_every_epoch_and_registers_a_candidate_then_a_can
         run = start_training_run(session, dataset.id, TINY, None)
         dataset_id, run_id = dataset.id, run.id
 
-    finished = _wait_run(env, run_id)
+    finished = _wait_run(env, run_id, worker)
     assert (finished.status, finished.error) == ("succeeded", None)
     with session_scope(env.database_url) as session:
         epochs = list(session.scalars(select(TrainingEpoch).where(TrainingEpoch.run_id == run_id)
@@ -77,11 +78,11 @@ def test_a_training_run_reports_every_epoch_and_registers_a_candidate_then_a_can
         with session_scope(env.database_url) as session:
             return session.scalar(select(TrainingEpoch.metrics).where(TrainingEpoch.run_id == long_id))
 
-    metrics = wait_for(first_epoch, 120, "the second run's first epoch")
+    metrics = wait_for(first_epoch, 120, "the second run's first epoch", explain=worker.log_tail)
     assert "val_loss" in metrics and not any("mask" in key for key in metrics)
     with session_scope(env.database_url) as session:
         request_cancel(session, long_id, None)
-    cancelled = _wait_run(env, long_id, timeout=120)
+    cancelled = _wait_run(env, long_id, worker, timeout=120)
     assert (cancelled.status, cancelled.error) == ("cancelled", "cancelled by request")
     with session_scope(env.database_url) as session:
         assert session.scalar(select(ModelVersion).where(ModelVersion.training_run_id == long_id)) is None
