@@ -22,8 +22,12 @@ def _run(env, run_id: int):
 
 
 def _wait_run(env, run_id: int, worker, timeout: float = 300):
-    return wait_for(lambda: (run := _run(env, run_id)).status in ("succeeded", "failed", "cancelled") and run,
-                    timeout, f"training run {run_id} to finish", explain=worker.log_tail)
+    def finished():
+        assert worker.alive(), f"the trainer died during run {run_id}\n{worker.log_tail()}"
+        run = _run(env, run_id)
+        return run.status in ("succeeded", "failed", "cancelled") and run
+
+    return wait_for(finished, timeout, f"training run {run_id} to finish", explain=worker.log_tail)
 
 
 @pytest.mark.slow
