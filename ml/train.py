@@ -171,11 +171,11 @@ def refresh_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> None
     probe = keras.Model(model.inputs[0], [moment for layer in norms for moment in _channel_moments(layer.input)])
     batch_means, batch_variances, counts = [], [], []
     for start in range(0, len(images), batch_size):
-        moments = [keras.ops.convert_to_numpy(m).astype(np.float64)
-                   for m in probe(images[start:start + batch_size], training=True)]
+        batch = images[start:start + batch_size]
+        moments = [keras.ops.convert_to_numpy(m).astype(np.float64) for m in probe(batch, training=True)]
         batch_means.append(moments[0::2])
         batch_variances.append(moments[1::2])
-        counts.append(len(images[start:start + batch_size]))
+        counts.append(len(batch))
     weights = np.asarray(counts, dtype=np.float64) / sum(counts)
     for index, layer in enumerate(norms):
         means = np.stack([batch[index] for batch in batch_means])
