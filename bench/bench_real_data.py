@@ -1,6 +1,7 @@
 """Real data end to end: prepare brain-mri, train with the defaults, every metric on the test split.
 
-    python -m bench.bench_real_data [--src ../shared/data/brain-mri] [--prepared DIR] [--out MODEL_DIR] [--seed N] [--fine-map]
+    python -m bench.bench_real_data [--src ../shared/data/brain-mri] [--prepared DIR] [--out MODEL_DIR] [--seed N]
+                                    [--epochs N] [--fine-map]
 
 The split is by similarity group (ml.prepare), so no near-duplicate of a test slice was trained on.
 Wall time covers prepare + train (+ export, calibration and test evaluation, which train does).
@@ -43,13 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=TrainSettings().seed,
                         help="training seed (the split stays the one prepare made): runs of one recipe with "
                              "several seeds tell its noise from a change's effect")
+    parser.add_argument("--epochs", type=int, default=TrainSettings().epochs,
+                        help="epochs to train (the learning rate's cosine decay spans them)")
     parser.add_argument("--fine-map", action="store_true", help="train with the fine heatmap (TrainSettings.fine_map)")
     args = parser.parse_args(argv)
 
     from ml.prepare import prepare_dataset
     from ml.train import train
 
-    settings = TrainSettings(fine_map=args.fine_map, seed=args.seed)
+    settings = TrainSettings(fine_map=args.fine_map, seed=args.seed, epochs=args.epochs)
     began = time.monotonic()
     if not (args.reuse_prepared and (args.prepared / "metadata.csv").is_file()):
         prepare_dataset(args.src, args.prepared, size=224, seed=PREPARE_SEED)

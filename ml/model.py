@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ml.batch_norm import FusedBatchNormalization
 from ml.train import FINE_BLOCK, fine_map_error
 
 ARCHITECTURES = ("tumorscreen", "baseline")
@@ -20,7 +21,7 @@ SINGLE_CONV_BLOCKS = 2
 
 def conv_bn_relu(x, filters: int, name: str, relu_name: str | None = None):
     x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=relu_name or f"{name}_relu")(x)
 
 

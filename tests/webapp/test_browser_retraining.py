@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from core.db import session_scope
 from core.models import ModelVersion, Prediction, Scan, User
+from ml.train import TrainSettings
 from tests.builders import make_head_slice, make_png
 from tests.conftest import browser_login, screenshot, wait_for
 from tests.model_fixtures import build_handmade_model_dir
@@ -74,6 +75,10 @@ def test_admin_trains_watches_promotes_and_the_new_version_screens(make_env, sta
 
     page.goto(base + "/admin/training")
     page.wait_for_selector("#train-dataset >> text=synthetic-80")
+    # The form opens on the trainer's own defaults.
+    defaults = TrainSettings()
+    assert [page.input_value(f"#train-{name}") for name in ("epochs", "image-size", "lr", "batch")] == [
+        str(defaults.epochs), str(defaults.image_size), str(defaults.learning_rate), str(defaults.batch_size)]
     page.fill("#train-epochs", "3")
     # 192 px keeps each epoch a few seconds long, so the 1-second refresh shows the curve growing.
     page.fill("#train-image-size", "192")

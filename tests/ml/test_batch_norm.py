@@ -1,0 +1,78 @@
+"""The fused batch normalisation trains exactly as Keras's own: outputs, gradients, moving statistics."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+SHAPES = [(8, 32, 32, 6), (4, 3, 3, 5)]
+
+
+def _train_step(layer, images, upstream):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        outputs = layer(images, training=True)
+        loss = tf.reduce_sum(outputs * upstream)
+    return [np.asarray(value) for value in
+            (outputs, *tape.gradient(loss, [images, layer.gamma, layer.beta]), layer.moving_mean, layer.moving_variance)]
+
+
+def _pair(shape, rng):
+    import keras
+
+    from ml.batch_norm import FusedBatchNormalization
+
+    keras_layer, fused_layer = keras.layers.BatchNormalization(momentum=0.5), FusedBatchNormalization(momentum=0.5)
+    gamma, beta = rng.normal(size=shape[-1]).astype(np.float32), rng.normal(size=shape[-1]).astype(np.float32)
+    for layer in (keras_layer, fused_layer):
+        layer.build(shape)
+        layer.gamma.assign(gamma)
+        layer.beta.assign(beta)
+    return keras_layer, fused_layer
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_training_step_matches_keras_batch_normalization(shape):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(2.0, 3.0, shape).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=shape).astype(np.float32))
+    keras_layer, fused_layer = _pair(shape, rng)
+    expected, got = _train_step(keras_layer, images, upstream), _train_step(fused_layer, images, upstream)
+    for name, want, have in zip(["outputs", "d images", "d gamma", "d beta", "moving mean", "moving variance"],
+                                expected, got):
+        assert np.allclose(have, want, rtol=1e-4, atol=1e-4 * np.abs(want).max()), name
+    # The moving variance moved towards the batch's plain (not Bessel-corrected) variance.
+    batch_variance = np.asarray(images).var(axis=(0, 1, 2))
+    assert np.allclose(got[-1], 0.5 + 0.5 * batch_variance, rtol=1e-5)
+
+
+def test_inference_and_other_inputs_take_keras_path_unchanged():
+    import keras
+
+    rng = np.random.default_rng(1)
+    keras_layer, fused_layer = _pair((4, 3, 3, 5), rng)
+    images = rng.normal(size=(4, 3, 3, 5)).astype(np.float32)
+    assert np.array_equal(keras.ops.convert_to_numpy(fused_layer(images, training=False)),
+                          keras.ops.convert_to_numpy(keras_layer(images, training=False)))
+    vectors_keras, vectors_fused = _pair((6, 5), rng)  # not N×H×W×C maps: Keras's own path
+    vectors = rng.normal(size=(6, 5)).astype(np.float32)
+    assert np.array_equal(keras.ops.convert_to_numpy(vectors_fused(vectors, training=True)),
+                          keras.ops.convert_to_numpy(vectors_keras(vectors, training=True)))
+
+
+def test_a_model_with_it_saves_and_loads(tmp_path):
+    import keras
+
+    from ml.batch_norm import FusedBatchNormalization
+    from ml.model import build_model
+
+    model = build_model(image_size=32, width=4, depth=3)
+    assert any(isinstance(layer, FusedBatchNormalization) for layer in model.layers)
+    images = np.random.default_rng(2).random((3, 32, 32, 1)).astype(np.float32)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert type(loaded.get_layer("block1_bn")) is FusedBatchNormalization
+    assert np.allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
