@@ -98,13 +98,15 @@ SMALL_LESIONS = (0.04, 0.06)
 @pytest.fixture(scope="module")
 def fine_map_model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("fine_map_model")
-    build_tiny_model_dir(path, fine_map=True, lesion_radius=SMALL_LESIONS)
+    # 8 epochs, not the tiny default of 6: at 6 it pointed inside 0.90 or 0.896 of them depending on float
+    # rounding in batch normalisation (Keras's layer or the fused one); at 8, 1.0.
+    build_tiny_model_dir(path, fine_map=True, lesion_radius=SMALL_LESIONS, epochs=8)
     return path
 
 
 def test_a_fine_map_points_at_lesions_smaller_than_a_coarse_cell(fine_map_model_dir):
-    """With the 8×8 map alone the same training points inside 58 % of these lesions (measured): its
-    upsampled peak sits at a cell centre, and most of them lie between centres."""
+    """With the 8×8 map alone the same training (6 epochs) points inside 58-60 % of these lesions (measured):
+    its upsampled peak sits at a cell centre, and most of them lie between centres."""
     images, _, masks = tiny_images(48, seed=11, tumor_fraction=1.0, lesion_radius=SMALL_LESIONS)
     predictions = Predictor.from_dir(fine_map_model_dir).predict(images[..., 0])
     assert heatmap_scores([p.heatmap for p in predictions], masks)["pointing_game"] >= 0.9

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from ml.train import TrainSettings
 from tests.builders import make_head_slice, make_png
 from tests.conftest import ROOT
 from tests.worker.conftest import install_model
@@ -96,4 +97,4 @@ def test_train_queues_a_run_with_the_recall_settings_and_refuses_bad_ones_before
     assert (first["epochs"], first["recall_target"], first["recall_confidence"], first["mask_weight"]) == (
         2, 0.97, 0.8, 3.0)
     assert (second["epochs"], second["recall_target"], second["recall_confidence"], second["mask_weight"]) == (
-        15, 0.99, None, 1.0)
+        TrainSettings().epochs, 0.99, None, 1.0)
