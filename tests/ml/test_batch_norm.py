@@ -76,3 +76,17 @@ def test_a_model_with_it_saves_and_loads(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert type(loaded.get_layer("block1_bn")) is FusedBatchNormalization
     assert np.allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
+def test_training_runs_the_fused_kernel_and_inference_does_not():
+    import tensorflow as tf
+
+    layer = _pair((4, 8, 8, 3), np.random.default_rng(3))[1]
+
+    def op_types(training: bool) -> set[str]:
+        traced = tf.function(lambda images: layer(images, training=training))
+        graph = traced.get_concrete_function(tf.TensorSpec((4, 8, 8, 3), tf.float32)).graph
+        return {op.type for op in graph.get_operations()}
+
+    assert "FusedBatchNormV3" in op_types(True)
+    assert "FusedBatchNormV3" not in op_types(False)
