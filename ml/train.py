@@ -59,10 +59,10 @@ def takes_masks(architecture: str) -> bool:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    # The learning rate's cosine decay spans them. brain-mri (folder-stratified test split), seeds 0 / 1 / 2:
-    # 12 epochs gave specificity 0.981 / 0.976 / 0.966 (every other model target met in all three) in 787-860 s
-    # end to end on a 2-core host, with ml.batch_norm; 15 epochs gave 0.976 / 0.966 / 0.976 in 918-1,168 s,
-    # before it. Two seeds of three meet every target either way; only 12 meets the 15 minutes.
+    # The learning rate's cosine decay spans them. brain-mri (folder-stratified test split), seeds 0 / 1 / 2 / 3:
+    # 12 epochs gave specificity 0.981 / 0.976 / 0.966 / 0.961 (every other model target met in all four) in
+    # 699-860 s end to end on a 2-core host, with ml.batch_norm; 15 epochs (seeds 0-2, before it) gave 0.976 /
+    # 0.966 / 0.976 in 918-1,168 s. Only 12 meets the 15 minutes; specificity may be what it costs.
     epochs: int = 12
     batch_size: int = 32
     image_size: int = 128
