@@ -17,6 +17,14 @@ from ml.normalise import normalise_like, prepare_image
 from ml.predictor import Predictor
 
 
+def peak_inside(heatmap: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether the heatmap's peak (its first maximum) lies inside the mask."""
+    mask = np.asarray(mask, bool)
+    if mask.shape != heatmap.shape:
+        raise ValueError(f"mask shape {mask.shape} differs from heatmap shape {heatmap.shape}")
+    return bool(mask.flat[int(np.argmax(heatmap))])
+
+
 def heatmap_scores(heatmaps: list[np.ndarray], masks: list[np.ndarray | None]) -> dict:
     """pointing_game: share of masked scans whose heatmap peak lies inside the mask;
     mask_energy: mean share of heatmap mass inside the mask. Scans without a mask are skipped."""
@@ -24,10 +32,8 @@ def heatmap_scores(heatmaps: list[np.ndarray], masks: list[np.ndarray | None]) -
     for heatmap, mask in zip(heatmaps, masks):
         if mask is None:
             continue
+        hits.append(peak_inside(heatmap, mask))
         mask = np.asarray(mask, bool)
-        if mask.shape != heatmap.shape:
-            raise ValueError(f"mask shape {mask.shape} differs from heatmap shape {heatmap.shape}")
-        hits.append(bool(mask.flat[int(np.argmax(heatmap))]))
         total = float(heatmap.sum())
         energies.append(float(heatmap[mask].sum()) / total if total > 0 else 0.0)
     return {
@@ -35,24 +41,6 @@ def heatmap_scores(heatmaps: list[np.ndarray], masks: list[np.ndarray | None]) -
         "mask_energy": float(np.mean(energies)) if energies else None,
         "n_masks": len(hits),
     }
-
-
-def pointing_bound(masks: list[np.ndarray | None], grid: int) -> float | None:
-    """The best pointing_game that any grid×grid class activation map could score, upsampled as the
-    predictor upsamples it; None without masks.
-
-    A bilinearly upsampled map peaks at a cell centre (ties aside), so its peak can lie inside a tumor
-    only if the tumor covers one of the pixels next to a cell centre (or, for a border cell, whose
-    value OpenCV holds out to the edge, the first row or column). A tumor smaller than a cell that
-    lies between centres cannot be pointed at, whatever the network has learnt.
-    """
-    scored = [np.asarray(mask, bool) for mask in masks if mask is not None]
-    if not scored:
-        return None
-    size = scored[0].shape[0]
-    centres = (np.arange(grid) + 0.5) * size / grid - 0.5
-    pixels = np.unique(np.r_[0, np.floor(centres), np.ceil(centres)].astype(int))
-    return float(np.mean([mask[np.ix_(pixels, pixels)].any() for mask in scored]))
 
 
 def evaluate_arrays(predictor: Predictor, images: np.ndarray, y_true: np.ndarray,

@@ -33,11 +33,11 @@ def build_tumorscreen(image_size: int = 128, width: int = 16, depth: int = 5, dr
 
     With `fine_map`, what is pooled (and so the class activation map) is the last block's maps,
     upsampled, side by side with block 3's maps at a quarter of the input's side. The last block alone
-    gives an 8×8 map at 128 px, and a heatmap upsampled from it peaks at a cell centre: even a perfect
-    8×8 map could point inside only 49 % of the synthetic test tumors (most are smaller than a 16-px
-    cell), a 32×32 one inside 98 % (ml.evaluate.pointing_bound). Pooling and the dense unit stay
-    linear, so the map stays exact. It lifts the bound; what the network learns to point at comes from
-    the tumor masks (ml.lesion_map): on 20,000 synthetic slices with masks it pointed inside 68 % of the
+    gives an 8×8 map at 128 px; upsampled bilinearly, as the predictor did until 2026-12-03, it peaks at a
+    cell centre, and even a perfect 8×8 map could then point inside only 49 % of the synthetic test tumors
+    (most are smaller than a 16-px cell), a 32×32 one inside 98 %. Pooling and the dense unit stay
+    linear, so the map stays exact. What the network learns to point at comes from the tumor masks
+    (ml.lesion_map): on 20,000 synthetic slices with masks, bilinear maps, it pointed inside 68 % of the
     tumors against 42 % for the 8×8 map. Off by default: it ranked a little worse there (ROC-AUC 0.916
     against 0.925) and on brain-mri (0.9965), and it doubles the ONNX forward time of one scan (12.2
     against 5.9 ms measured on a slow 2-core host).

@@ -38,12 +38,18 @@ class Prediction:
 def class_activation_map(activations: np.ndarray, weights: np.ndarray | None, size: int) -> np.ndarray:
     """Σ wₖ·Aₖ over channels, upsampled to size×size and min-max scaled to [0, 1].
 
+    Bicubic, not bilinear: a bilinear map peaks at a cell centre, so a tumor smaller than a cell that lies
+    between two centres could never be pointed at; a bicubic one peaks between the cells that see the tumor,
+    towards the stronger. Synthetic CT, one model, 8×8 map: the peak inside 0.57 of the test tumors against
+    0.44 (python -m bench.bench_synthetic). Its undershoot below the lowest cell is cut off, so that it
+    does not lift the background when the map is scaled.
+
     Min-max rather than ReLU: for a scan predicted negative the whole map can be below zero, and the
     reader still needs to see which region pushed the score up the most. Without weights (a head that
     is not pooling + one dense unit) the channel mean stands in as a plain saliency map.
     """
-    raw = activations @ weights if weights is not None else activations.mean(axis=-1)
-    upsampled = cv2.resize(raw.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    raw = (activations @ weights if weights is not None else activations.mean(axis=-1)).astype(np.float32)
+    upsampled = np.maximum(cv2.resize(raw, (size, size), interpolation=cv2.INTER_CUBIC), raw.min())
     low, span = float(upsampled.min()), float(np.ptp(upsampled))
     if span <= 1e-12:
         return np.zeros((size, size), np.float32)

@@ -8,7 +8,7 @@ import pytest
 
 from ml.commands.evaluate import main as evaluate_main
 from ml.errors import RejectedFile
-from ml.evaluate import evaluate_arrays, normalised_mask, pointing_bound
+from ml.evaluate import evaluate_arrays, normalised_mask, peak_inside
 from ml.normalise import normalise, prepare_image
 from ml.predictor import Predictor, class_activation_map
 from tests.builders import make_head_slice, make_png
@@ -159,22 +159,33 @@ def square_mask(top: int, left: int, side: int = 2, size: int = 32) -> np.ndarra
     return mask
 
 
-def test_pointing_bound_counts_the_tumors_that_cover_a_cell_centre():
-    # A 4×4 map on 32 px: cells of 8 px, centres between pixels 3|4, 11|12, 19|20, 27|28.
-    between_centres = square_mask(6, 6)
-    on_a_centre = square_mask(12, 19)
-    large = square_mask(2, 2, side=20)
-    assert pointing_bound([between_centres, None, on_a_centre, large], grid=4) == pytest.approx(2 / 3)
-    assert pointing_bound([between_centres], grid=32) == 1.0
-    assert pointing_bound([None, None], grid=4) is None
+def cam(cells: dict[tuple[int, int], float], grid: int = 4, size: int = 32) -> np.ndarray:
+    """The predictor's heatmap of a grid×grid map with the given cell values (zero elsewhere)."""
+    activations = np.zeros((grid, grid, 1), np.float32)
+    for cell, value in cells.items():
+        activations[cell] = value
+    return class_activation_map(activations, np.ones(1, np.float32), size)
 
 
-def test_no_map_on_the_grid_beats_the_pointing_bound():
-    """Every one-hot 4×4 map, upsampled as the predictor does, against every 2×2 tumor position."""
-    one_hot_maps = [np.eye(16, dtype=np.float32)[k].reshape(4, 4, 1) for k in range(16)]
-    heatmaps = [class_activation_map(a, np.ones(1, np.float32), 32) for a in one_hot_maps]
-    for top in range(31):
-        for left in range(31):
-            mask = square_mask(top, left)
-            if any(mask.flat[int(np.argmax(h))] for h in heatmaps):
-                assert pointing_bound([mask], grid=4) == 1.0, (top, left)
+# A 4×4 map on 32 px: cells of 8 px, centres between pixels 3|4, 11|12, 19|20, 27|28.
+def test_a_heatmap_points_between_two_cells_that_see_a_tumor_alike():
+    """A bilinear map would peak on one of the two centres, outside a tumor that lies between them."""
+    heatmap = cam({(1, 1): 1.0, (1, 2): 1.0})
+    assert peak_inside(heatmap, square_mask(10, 14, side=4))
+    assert not peak_inside(heatmap, square_mask(10, 10, side=4)) and not peak_inside(heatmap, square_mask(10, 18, side=4))
+
+
+def test_the_stronger_of_two_cells_pulls_the_peak_towards_its_centre():
+    peak = np.unravel_index(int(np.argmax(cam({(1, 1): 1.0, (1, 2): 0.6}))), (32, 32))
+    assert 10 <= peak[0] <= 13 and 12 <= peak[1] <= 15
+
+
+def test_the_heatmap_is_zero_where_no_cell_reaches():
+    """Bicubic interpolation undershoots around a peak; cut off, it does not lift the rest of the map when scaled."""
+    heatmap = cam({(0, 0): 1.0})
+    assert heatmap.max() == 1.0 and not heatmap[20:, :].any() and not heatmap[:, 20:].any()
+
+
+def test_peak_inside_refuses_a_mask_of_another_shape():
+    with pytest.raises(ValueError, match=r"^mask shape \(16, 16\) differs from heatmap shape \(32, 32\)$"):
+        peak_inside(np.zeros((32, 32), np.float32), np.zeros((16, 16), bool))
