@@ -40,8 +40,8 @@ def build_tumorscreen(image_size: int = 128, width: int = 16, depth: int = 5, dr
     (ml.lesion_map): on 20,000 synthetic slices with masks, bilinear maps, it pointed inside 68 % of the
     tumors against 42 % for the 8×8 map. Bicubic 8×8 maps point about as well (3,000 slices: 0.573 against
     0.582 for the fine map, bicubic too). Off by default: it ranked worse on synthetic CT (ROC-AUC 0.916
-    against 0.925 on 20,000 slices, 0.836 against 0.866 on 3,000) and on brain-mri (0.9965), and it doubles the ONNX forward time of one scan (12.2
-    against 5.9 ms measured on a slow 2-core host).
+    against 0.925 on 20,000 slices, 0.836 against 0.866 on 3,000) and on brain-mri (0.9965), and it doubles
+    the ONNX forward time of one scan (12.2 against 5.9 ms measured on a slow 2-core host).
     """
     inputs = keras.Input((image_size, image_size, 1), name="image")
     x = inputs

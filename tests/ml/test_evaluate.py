@@ -172,7 +172,8 @@ def test_a_heatmap_points_between_two_cells_that_see_a_tumor_alike():
     """A bilinear map would peak on one of the two centres, outside a tumor that lies between them."""
     heatmap = cam({(1, 1): 1.0, (1, 2): 1.0})
     assert peak_inside(heatmap, square_mask(10, 14, side=4))
-    assert not peak_inside(heatmap, square_mask(10, 10, side=4)) and not peak_inside(heatmap, square_mask(10, 18, side=4))
+    assert not peak_inside(heatmap, square_mask(10, 10, side=4))  # around the left cell's centre
+    assert not peak_inside(heatmap, square_mask(10, 18, side=4))  # around the right one's
 
 
 def test_the_stronger_of_two_cells_pulls_the_peak_towards_its_centre():
