@@ -105,8 +105,9 @@ def fine_map_model_dir(tmp_path_factory):
 
 
 def test_a_fine_map_points_at_lesions_smaller_than_a_coarse_cell(fine_map_model_dir):
-    """With the 8×8 map alone the same training (6 epochs) points inside 58-60 % of these lesions (measured):
-    its upsampled peak sits at a cell centre, and most of them lie between centres."""
+    """Bilinear, the 8×8 map alone pointed inside 58-60 % of these lesions after the same training (6 epochs):
+    its peak sat at a cell centre, and most of them lie between centres. Bicubic, as now, it points inside 96 %
+    (6 epochs) and 94 % (8) of them too (measured), so this checks the fine map's path, not an advantage."""
     images, _, masks = tiny_images(48, seed=11, tumor_fraction=1.0, lesion_radius=SMALL_LESIONS)
     predictions = Predictor.from_dir(fine_map_model_dir).predict(images[..., 0])
     assert heatmap_scores([p.heatmap for p in predictions], masks)["pointing_game"] >= 0.9
