@@ -176,9 +176,10 @@ def test_a_heatmap_points_between_two_cells_that_see_a_tumor_alike():
     assert not peak_inside(heatmap, square_mask(10, 18, side=4))  # around the right one's
 
 
-def test_the_stronger_of_two_cells_pulls_the_peak_towards_its_centre():
+def test_the_peak_lies_between_two_unequal_cells_nearer_the_stronger():
     peak = np.unravel_index(int(np.argmax(cam({(1, 1): 1.0, (1, 2): 0.6}))), (32, 32))
-    assert 10 <= peak[0] <= 13 and 12 <= peak[1] <= 15
+    # Off the stronger cell's centre (pixels 11|12) towards the weaker, short of the midpoint (15|16).
+    assert 10 <= peak[0] <= 13 and 13 <= peak[1] <= 15
 
 
 def test_the_heatmap_is_zero_where_no_cell_reaches():
