@@ -47,12 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=TrainSettings().epochs,
                         help="epochs to train (the learning rate's cosine decay spans them)")
     parser.add_argument("--fine-map", action="store_true", help="train with the fine heatmap (TrainSettings.fine_map)")
+    parser.add_argument("--appearance-clusters", type=int, default=TrainSettings().appearance_clusters,
+                        help="balance the classes within this many thumbnail clusters (TrainSettings.appearance_clusters)")
     args = parser.parse_args(argv)
 
     from ml.prepare import prepare_dataset
     from ml.train import train
 
-    settings = TrainSettings(fine_map=args.fine_map, seed=args.seed, epochs=args.epochs)
+    settings = TrainSettings(fine_map=args.fine_map, seed=args.seed, epochs=args.epochs,
+                             appearance_clusters=args.appearance_clusters)
     began = time.monotonic()
     if not (args.reuse_prepared and (args.prepared / "metadata.csv").is_file()):
         prepare_dataset(args.src, args.prepared, size=224, seed=PREPARE_SEED)

@@ -56,7 +56,7 @@ def _measure(variant: str, images: int, val: int, epochs: int) -> dict:
     real_callbacks = train_module._callbacks
     train_module._callbacks = lambda *args, **kwargs: [*real_callbacks(*args, **kwargs), Clock()]
     try:
-        model, _ = train_module._fit(X, y, X_val, y_val, settings, None, None)
+        model, _, _ = train_module._fit(X, y, X_val, y_val, settings, None, None)
     finally:
         train_module._callbacks = real_callbacks
 

@@ -26,6 +26,8 @@ PROJECTION_SAMPLE = 4000
 STOP_POLL_SECONDS = 0.5
 # Batch-norm statistics are re-measured on this many training scans before each validation.
 BATCH_NORM_SAMPLE = 1024
+# Appearance clusters (TrainSettings.appearance_clusters) are used only with this many training scans each.
+MIN_SCANS_PER_CLUSTER = 50
 
 # With a fine map (TrainSettings.fine_map), this block's output, at a quarter of the input's side
 # (32×32 at 128 px), joins the class activation map (ml.model.build_tumorscreen).
@@ -79,6 +81,9 @@ class TrainSettings:
     # the unrepresentative split, since fixed in ml.prepare.)
     recall_confidence: float | None = None
     balance: bool = True
+    # With balance: k-means clusters of the training scans' thumbnails within which the classes are balanced
+    # (ml.balance.oversample_within_clusters); 0: the classes balanced overall only.
+    appearance_clusters: int = 0
     augment: bool = True
     # Vary contrast, brightness and gamma too (ml.augment): right for MR and mixed exports, wrong for
     # CT read through a fixed window, where a grey level is a density.
@@ -103,6 +108,8 @@ class TrainSettings:
             raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
         if self.mask_weight < 0.0:
             raise ValueError(f"mask_weight must be non-negative, got {self.mask_weight}")
+        if self.appearance_clusters < 0 or self.appearance_clusters == 1:
+            raise ValueError(f"appearance_clusters must be 0 or at least 2, got {self.appearance_clusters}")
         if self.review_band < 0.0:
             raise ValueError(f"review_band must be non-negative, got {self.review_band}")
         if self.fine_map and (problem := fine_map_error(self.architecture, self.image_size, self.depth)):
@@ -279,6 +286,19 @@ def _training_dataset(X: np.ndarray, y: np.ndarray, settings: TrainSettings, mas
     return dataset.prefetch(2)
 
 
+def _balanced_order(X_train: np.ndarray, y_train: np.ndarray, settings: TrainSettings) -> tuple[np.ndarray, int]:
+    """Training indices with the classes balanced, and the number of appearance clusters they were balanced
+    within: the settings' when there are enough scans (MIN_SCANS_PER_CLUSTER a cluster) for clusters to mean
+    anything, else 0 (balanced overall)."""
+    from ml.balance import appearance_clusters, oversample_indices, oversample_within_clusters
+
+    k = settings.appearance_clusters
+    if k < 2 or len(y_train) < k * MIN_SCANS_PER_CLUSTER:
+        return oversample_indices(y_train, seed=settings.seed), 0
+    clusters = appearance_clusters(X_train, k, seed=settings.seed)
+    return oversample_within_clusters(y_train, clusters, seed=settings.seed), k
+
+
 def _batch_norm_sample(X_train: np.ndarray, settings: TrainSettings) -> np.ndarray:
     """Scans drawn as training draws them (balanced, augmented once), for refresh_batch_norm: the
     network learnt to read statistics of such batches, and a tumor feature's mean depends on the mix.
@@ -297,7 +317,8 @@ def _batch_norm_sample(X_train: np.ndarray, settings: TrainSettings) -> np.ndarr
 
 def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, should_stop,
          train_masks: np.ndarray | None = None, val_masks: np.ndarray | None = None):
-    """The trained Keras model (best validation loss) and its per-epoch history.
+    """The trained Keras model (best validation loss), its per-epoch history, and how the classes were
+    balanced ({"balanced": bool, "appearance_clusters": int, "epoch_scans": int}).
     With masks (N×S×S, zeros for tumor-free scans) the tumor masks are a second target (ml.lesion_map)."""
     import keras
     import tensorflow as tf
@@ -307,12 +328,12 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
 
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()
+    balance = {"balanced": settings.balance, "appearance_clusters": 0}
     if settings.balance:
-        from ml.balance import oversample_indices
-
-        order = oversample_indices(y_train, seed=settings.seed)
+        order, balance["appearance_clusters"] = _balanced_order(X_train, y_train, settings)
         X_train, y_train = X_train[order], y_train[order]
         train_masks = None if train_masks is None else train_masks[order]
+    balance["epoch_scans"] = int(len(X_train))
     norm_sample = _batch_norm_sample(X_train, settings)
     model = build_model(settings.architecture, settings.image_size, settings.width, settings.depth, settings.dropout,
                         settings.fine_map)
@@ -350,7 +371,7 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
         # A progress bar on a terminal; one line per epoch in a worker's log.
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    return model, history
+    return model, history, balance
 
 
 def _projection(features: np.ndarray) -> dict:
@@ -416,7 +437,8 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
         train_masks = mask_stack(train_masks, len(X_train), settings.image_size)
         val_masks = mask_stack(val_masks, len(X_val), settings.image_size)
     started = time.monotonic()
-    model, history = _fit(X_train, y_train, X_val, y_val, settings, on_epoch, should_stop, train_masks, val_masks)
+    model, history, balance = _fit(X_train, y_train, X_val, y_val, settings, on_epoch, should_stop, train_masks,
+                                   val_masks)
     fit_seconds = time.monotonic() - started
 
     onnx_bytes = to_onnx_bytes(model)
@@ -450,6 +472,7 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
                           "n_train": int(len(X_train)), "n_val": int(len(X_val)), "n_test": int(len(X_test)),
                           "n_train_masks": 0 if train_masks is None else int(train_masks.any(axis=(1, 2)).sum())},
         "settings": dataclasses.asdict(settings),
+        "balance": balance,
         "parameters": int(model.count_params()),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -45,6 +45,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-intensity-augment", action="store_true",
                         help="vary only the geometry, not contrast, brightness or gamma (CT in a fixed window)")
     parser.add_argument("--no-balance", action="store_true", help="train without oversampling the minority class")
+    parser.add_argument("--appearance-clusters", type=int, default=DEFAULTS.appearance_clusters, metavar="K",
+                        help="balance the classes within K k-means clusters of the scans' thumbnails (views, "
+                             "sequences), so that a view that is nearly all one class cannot decide the label; "
+                             f"0: balance overall only (default {DEFAULTS.appearance_clusters})")
     return parser.parse_args(argv)
 
 
@@ -66,7 +70,8 @@ def main(argv: list[str]) -> int:
                                  recall_confidence=args.recall_confidence,
                                  width=args.width, architecture=args.architecture, augment=not args.no_augment,
                                  intensity_augment=not args.no_intensity_augment, balance=not args.no_balance,
-                                 fine_map=args.fine_map, mask_weight=args.mask_weight)
+                                 fine_map=args.fine_map, mask_weight=args.mask_weight,
+                                 appearance_clusters=args.appearance_clusters)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -14,7 +14,8 @@ from tests.model_fixtures import build_tiny_model_dir, tiny_images, tiny_setting
 METRIC_KEYS = {"n", "accuracy", "recall", "specificity", "precision", "f1", "roc_auc", "pr_auc", "ece", "threshold",
                "confusion", "latency_ms_p50", "latency_ms_p95", "rejected"}
 METADATA_KEYS = {"format_version", "image_size", "preprocessing", "threshold", "temperature", "calibration_bias", "review_band",
-                 "class_names", "cam_weights", "cam_bias", "projection", "training_data", "settings", "created_at"}
+                 "class_names", "cam_weights", "cam_bias", "projection", "training_data", "settings", "balance",
+                 "created_at"}
 
 
 def test_training_writes_every_artifact(tiny_model_dir):
@@ -87,6 +88,11 @@ def test_settings_refuse_a_negative_mask_weight():
         TrainSettings(mask_weight=-1.0)
 
 
+def test_settings_refuse_a_single_appearance_cluster():
+    with pytest.raises(ValueError, match="^appearance_clusters must be 0 or at least 2, got 1$"):
+        TrainSettings(appearance_clusters=1)
+
+
 def test_settings_refuse_a_fine_map_that_cannot_be_built():
     with pytest.raises(ValueError, match="^a fine map needs an image size divisible by 16, got 120$"):
         TrainSettings(image_size=120, fine_map=True)
@@ -125,14 +131,18 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
     out = tmp_path / "model"
     assert train_main(["--data", str(data), "--out", str(out), "--epochs", "2", "--image-size", "64", "--width", "8",
                        "--batch-size", "16", "--no-intensity-augment", "--fine-map", "--recall-target", "0.75",
-                       "--recall-confidence", "0.9"]) == 0
+                       "--recall-confidence", "0.9", "--appearance-clusters", "3"]) == 0
     metadata = json.loads((out / "metadata.json").read_text())
     digest = hashlib.sha256((data / "metadata.csv").read_bytes()).hexdigest()
     assert metadata["training_data"] == {"fingerprint": f"sha256:{digest}", "n_train": 48, "n_val": 24, "n_test": 16,
                                          "n_train_masks": 0}
     assert metadata["settings"]["epochs"] == 2 and metadata["settings"]["width"] == 8
     assert metadata["settings"]["augment"] and not metadata["settings"]["intensity_augment"]
-    assert metadata["settings"]["fine_map"]
+    assert metadata["settings"]["fine_map"] and metadata["settings"]["appearance_clusters"] == 3
+    # 48 training scans are too few for 3 clusters of 50: the classes were balanced overall.
+    _, y_train = load_split(data, "train")
+    assert metadata["balance"] == {"balanced": True, "appearance_clusters": 0,
+                                   "epoch_scans": 2 * max(np.bincount(y_train))}
     assert metadata["recall_confidence"] == metadata["settings"]["recall_confidence"] == 0.9
     # The threshold was chosen with the validation scans' similarity groups from metadata.csv (the three
     # mislabelled, low-scoring "tumors" are one patient there), not scan by scan.
@@ -151,6 +161,24 @@ def test_train_command_needs_a_prepared_folder(tmp_path, capsys):
     assert train_main(["--data", str(tmp_path), "--out", str(tmp_path / "m")]) == 2
     assert capsys.readouterr().err == (f"error: {tmp_path} is not a prepared dataset (no metadata.csv); "
                                        "run python -m ml prepare first\n")
+
+
+def test_training_balances_within_appearance_clusters_when_there_are_enough_scans(tmp_path):
+    build_tiny_model_dir(tmp_path / "m", epochs=1, appearance_clusters=3)  # 160 training scans: 3 clusters of 50
+    balance = json.loads((tmp_path / "m" / "metadata.json").read_text())["balance"]
+    assert balance["balanced"] and balance["appearance_clusters"] == 3
+    _, y_train, _ = tiny_images(160, seed=1, tumor_fraction=0.4)  # as build_tiny_model_dir draws them
+    # Each scan at least once and the clusters' rarer class repeated, then the classes balanced overall.
+    assert balance["epoch_scans"] >= 2 * max(np.bincount(y_train))
+
+
+def test_train_command_refuses_a_single_appearance_cluster(tmp_path, capsys):
+    from ml.commands.train import main as train_main
+
+    data = write_prepared(tmp_path / "prepared")
+    assert train_main(["--data", str(data), "--out", str(tmp_path / "m"), "--appearance-clusters", "1"]) == 2
+    assert capsys.readouterr().err == "error: appearance_clusters must be 0 or at least 2, got 1\n"
+    assert not (tmp_path / "m").exists()
 
 
 def test_batch_norm_statistics_are_measured_on_the_given_scans():
