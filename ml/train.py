@@ -61,11 +61,11 @@ def takes_masks(architecture: str) -> bool:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    # The learning rate's cosine decay spans them. brain-mri (folder-stratified test split), seeds 0 / 1 / 2 / 3:
-    # 12 epochs gave specificity 0.981 / 0.976 / 0.966 / 0.961 (every other model target met in all four) in
-    # 699-860 s end to end on a 2-core host, with ml.batch_norm; 15 epochs (seeds 0-2, before it) gave 0.976 /
-    # 0.966 / 0.976 in 918-1,168 s. 12 keeps a margin under 15 minutes for the host's slow phases; specificity may
-    # be what it costs (13 on seed 3: 0.966 in 860 s).
+    # The learning rate's cosine decay spans them. brain-mri (folder-stratified test split), seeds 0 / 1 / 2 / 3,
+    # balanced overall (see appearance_clusters): 12 epochs gave specificity 0.981 / 0.976 / 0.966 / 0.961 (every
+    # other model target met in all four) in 699-860 s end to end on a 2-core host, with ml.batch_norm; 15 epochs
+    # (seeds 0-2, before it) gave 0.976 / 0.966 / 0.976 in 918-1,168 s. 12 keeps a margin under 15 minutes for the
+    # host's slow phases; specificity may be what it costs (13 on seed 3: 0.966 in 860 s).
     epochs: int = 12
     batch_size: int = 32
     image_size: int = 128
