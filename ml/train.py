@@ -323,7 +323,7 @@ def _batch_norm_sample(X_train: np.ndarray, settings: TrainSettings) -> np.ndarr
 def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, should_stop,
          train_masks: np.ndarray | None = None, val_masks: np.ndarray | None = None):
     """The trained Keras model (best validation loss), its per-epoch history, and how the classes were
-    balanced ({"balanced": bool, "appearance_clusters": int, "epoch_scans": int}).
+    balanced ({"appearance_clusters": the clusters used, 0 when none, "epoch_scans": int}).
     With masks (N×S×S, zeros for tumor-free scans) the tumor masks are a second target (ml.lesion_map)."""
     import keras
     import tensorflow as tf
@@ -333,7 +333,7 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
 
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()
-    balance = {"balanced": settings.balance, "appearance_clusters": 0}
+    balance = {"appearance_clusters": 0}
     if settings.balance:
         order, balance["appearance_clusters"] = _balanced_order(X_train, y_train, settings)
         X_train, y_train = X_train[order], y_train[order]

@@ -141,8 +141,7 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
     assert metadata["settings"]["fine_map"] and metadata["settings"]["appearance_clusters"] == 3
     # 48 training scans are too few for 3 clusters of 50: the classes were balanced overall.
     _, y_train = load_split(data, "train")
-    assert metadata["balance"] == {"balanced": True, "appearance_clusters": 0,
-                                   "epoch_scans": 2 * max(np.bincount(y_train))}
+    assert metadata["balance"] == {"appearance_clusters": 0, "epoch_scans": 2 * max(np.bincount(y_train))}
     assert metadata["recall_confidence"] == metadata["settings"]["recall_confidence"] == 0.9
     # The threshold was chosen with the validation scans' similarity groups from metadata.csv (the three
     # mislabelled, low-scoring "tumors" are one patient there), not scan by scan.
@@ -166,7 +165,7 @@ def test_train_command_needs_a_prepared_folder(tmp_path, capsys):
 def test_training_balances_within_appearance_clusters_when_there_are_enough_scans(tmp_path):
     build_tiny_model_dir(tmp_path / "m", epochs=1, appearance_clusters=3)  # 160 training scans: 3 clusters of 50
     balance = json.loads((tmp_path / "m" / "metadata.json").read_text())["balance"]
-    assert balance["balanced"] and balance["appearance_clusters"] == 3
+    assert balance["appearance_clusters"] == 3
     _, y_train, _ = tiny_images(160, seed=1, tumor_fraction=0.4)  # as build_tiny_model_dir draws them
     # Each scan at least once and the clusters' rarer class repeated, then the classes balanced overall.
     assert balance["epoch_scans"] >= 2 * max(np.bincount(y_train))
