@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-masks", action="store_true", help="train on the labels alone, not the tumor masks")
     parser.add_argument("--mask-weight", type=float, default=TrainSettings.mask_weight,
                         help="weight of the mask loss beside the label's")
+    parser.add_argument("--transplant", type=float, default=TrainSettings.transplant_fraction,
+                        help="share of tumor-free training scans given a moved lesion (TrainSettings.transplant_fraction)")
     parser.add_argument("--width", type=int, default=TrainSettings.width, help="filters of the first block")
     parser.add_argument("--learning-rate", type=float, default=TrainSettings.learning_rate,
                         help="peak of the cosine-decayed learning rate")
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = TrainSettings(image_size=args.image_size, epochs=args.epochs, seed=args.seed, intensity_augment=False,
                              fine_map=args.fine_map, mask_weight=args.mask_weight, width=args.width,
                              patience=args.patience, learning_rate=args.learning_rate,
-                             batch_size=args.batch_size)
+                             batch_size=args.batch_size, transplant_fraction=args.transplant)
     if not args.evaluate_only:
         began = time.monotonic()
         train(prepared, model, settings, masks_dir=None if args.no_masks else raw / "masks")

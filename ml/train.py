@@ -100,6 +100,12 @@ class TrainSettings:
     fine_map: bool = False
     # Weight of the tumor-mask loss beside the label's, when training is given masks (ml.lesion_map); 0: unused.
     mask_weight: float = 1.0
+    # With masks: this share of the tumor-free training scans, each with a lesion moved onto it from a tumor
+    # scan, joins training as extra tumor scans (ml.transplant); 0: none. Synthetic CT, 10,000 slices, 16 epochs
+    # (one run each): ROC-AUC 0.933 against 0.922, tumors under 8 px 0.80 against 0.76, pointing 0.455 against
+    # 0.463, training 2,273 s against 1,038 s (an epoch holds twice the scans). On 3,000 slices, at the same
+    # number of steps, half the scans gave 0.904 against 0.897. Datasets without masks are not affected.
+    transplant_fraction: float = 1.0
     patience: int = 4
     architecture: str = "tumorscreen"
     review_band: float = 0.15
@@ -113,6 +119,8 @@ class TrainSettings:
             raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
         if self.mask_weight < 0.0:
             raise ValueError(f"mask_weight must be non-negative, got {self.mask_weight}")
+        if not 0.0 <= self.transplant_fraction <= 1.0:
+            raise ValueError(f"transplant_fraction must be within [0, 1], got {self.transplant_fraction}")
         if self.appearance_clusters < 0 or self.appearance_clusters == 1:
             raise ValueError(f"appearance_clusters must be 0 or at least 2, got {self.appearance_clusters}")
         if self.review_band < 0.0:
@@ -323,7 +331,8 @@ def _batch_norm_sample(X_train: np.ndarray, settings: TrainSettings) -> np.ndarr
 def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, should_stop,
          train_masks: np.ndarray | None = None, val_masks: np.ndarray | None = None):
     """The trained Keras model (best validation loss), its per-epoch history, and how the classes were
-    balanced ({"appearance_clusters": the clusters used, 0 when none, "epoch_scans": int}).
+    balanced ({"appearance_clusters": the clusters used, 0 when none, "transplants": tumor scans made by
+    ml.transplant, "epoch_scans": int}).
     With masks (N×S×S, zeros for tumor-free scans) the tumor masks are a second target (ml.lesion_map)."""
     import keras
     import tensorflow as tf
@@ -333,7 +342,13 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
 
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()
-    balance = {"appearance_clusters": 0}
+    balance = {"appearance_clusters": 0, "transplants": 0}
+    if train_masks is not None and settings.transplant_fraction > 0:
+        from ml.transplant import transplant_lesions
+
+        made = transplant_lesions(X_train, y_train, train_masks, settings.transplant_fraction, settings.seed)
+        X_train, y_train, train_masks = (np.concatenate([a, b]) for a, b in zip((X_train, y_train, train_masks), made))
+        balance["transplants"] = int(len(made[1]))
     if settings.balance:
         order, balance["appearance_clusters"] = _balanced_order(X_train, y_train, settings)
         X_train, y_train = X_train[order], y_train[order]

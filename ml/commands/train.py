@@ -41,6 +41,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "them): a second training target that teaches the heatmap where tumors are")
     parser.add_argument("--mask-weight", type=float, default=DEFAULTS.mask_weight,
                         help="weight of the mask loss beside the label's (with --masks; 0: the labels alone)")
+    parser.add_argument("--transplant", type=float, default=DEFAULTS.transplant_fraction, metavar="SHARE",
+                        help="with --masks: this share of the tumor-free training scans, each given a lesion moved "
+                             "from a tumor scan, joins training as extra tumor scans; 0: none "
+                             f"(default {DEFAULTS.transplant_fraction})")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--no-intensity-augment", action="store_true",
                         help="vary only the geometry, not contrast, brightness or gamma (CT in a fixed window)")
@@ -71,7 +75,8 @@ def main(argv: list[str]) -> int:
                                  width=args.width, architecture=args.architecture, augment=not args.no_augment,
                                  intensity_augment=not args.no_intensity_augment, balance=not args.no_balance,
                                  fine_map=args.fine_map, mask_weight=args.mask_weight,
-                                 appearance_clusters=args.appearance_clusters)
+                                 appearance_clusters=args.appearance_clusters,
+                                 transplant_fraction=args.transplant)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

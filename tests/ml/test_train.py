@@ -141,7 +141,8 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
     assert metadata["settings"]["fine_map"] and metadata["settings"]["appearance_clusters"] == 3
     # 48 training scans are too few for 3 clusters of 50: the classes were balanced overall.
     _, y_train = load_split(data, "train")
-    assert metadata["balance"] == {"appearance_clusters": 0, "epoch_scans": 2 * max(np.bincount(y_train))}
+    assert metadata["balance"] == {"appearance_clusters": 0, "transplants": 0,
+                                   "epoch_scans": 2 * max(np.bincount(y_train))}
     assert metadata["recall_confidence"] == metadata["settings"]["recall_confidence"] == 0.9
     # The threshold was chosen with the validation scans' similarity groups from metadata.csv (the three
     # mislabelled, low-scoring "tumors" are one patient there), not scan by scan.
@@ -177,6 +178,15 @@ def test_train_command_refuses_a_single_appearance_cluster(tmp_path, capsys):
     data = write_prepared(tmp_path / "prepared")
     assert train_main(["--data", str(data), "--out", str(tmp_path / "m"), "--appearance-clusters", "1"]) == 2
     assert capsys.readouterr().err == "error: appearance_clusters must be 0 or at least 2, got 1\n"
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_command_refuses_a_transplant_share_above_one(tmp_path, capsys):
+    from ml.commands.train import main as train_main
+
+    data = write_prepared(tmp_path / "prepared")
+    assert train_main(["--data", str(data), "--out", str(tmp_path / "m"), "--transplant", "2"]) == 2
+    assert capsys.readouterr().err == "error: transplant_fraction must be within [0, 1], got 2.0\n"
     assert not (tmp_path / "m").exists()
 
 

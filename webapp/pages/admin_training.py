@@ -27,7 +27,8 @@ CONFIDENCE_OPTIONS = [
 ]
 # Shown under a finished or running run, in this order.
 SHOWN_SETTINGS = ("epochs", "image_size", "learning_rate", "batch_size", "recall_target", "recall_confidence",
-                  "balance", "appearance_clusters", "augment", "intensity_augment", "fine_map", "mask_weight")
+                  "balance", "appearance_clusters", "augment", "intensity_augment", "fine_map", "mask_weight",
+                  "transplant_fraction")
 
 STATUS_COLORS = {"queued": "secondary", "running": "primary", "succeeded": "success", "failed": "danger",
                  "cancelled": "warning"}
