@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mask-weight", type=float, default=TrainSettings.mask_weight,
                         help="weight of the mask loss beside the label's")
     parser.add_argument("--transplant", type=float, default=TrainSettings.transplant_fraction,
-                        help="share of tumor-free training scans given a moved lesion (TrainSettings.transplant_fraction)")
+                        help="share of tumor-free training scans given a moved lesion "
+                             "(TrainSettings.transplant_fraction)")
     parser.add_argument("--width", type=int, default=TrainSettings.width, help="filters of the first block")
     parser.add_argument("--learning-rate", type=float, default=TrainSettings.learning_rate,
                         help="peak of the cosine-decayed learning rate")

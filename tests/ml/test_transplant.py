@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -56,8 +57,6 @@ def test_transplants_are_new_tumor_scans_made_from_tumor_free_ones_the_inputs_ke
     assert images.shape[1:] == X.shape[1:] and made_masks.shape[1:] == stacked.shape[1:]
     assert set(labels) == {1}
     # Each new scan is a tumor-free scan away from its lesion, and its mask is one of the tumor scans'.
-    import cv2
-
     tumor_masks, tumor_free = stacked[y == 1], X[y == 0, ..., 0]
     for image, mask in zip(images[..., 0], made_masks):
         assert any(np.array_equal(mask, m) for m in tumor_masks)
@@ -91,4 +90,3 @@ def test_training_with_masks_records_its_transplants_and_without_them_makes_none
     tumors = int(y_train.sum()) + masked["transplants"]
     assert masked["epoch_scans"] == 2 * max(tumors, int((y_train == 0).sum()))
     assert labels["transplants"] == 0 and labels["epoch_scans"] == 2 * max(np.bincount(y_train))
-
