@@ -209,12 +209,10 @@ def _results(tasks: list[_Task], processes: int) -> Iterator[dict[str, Any]]:
     if processes <= 1 or len(tasks) < _MIN_TASKS_FOR_POOL:
         yield from map(_process, tasks)
         return
-    # forkserver, not fork: forking a process whose OpenCV or TensorFlow threads are running can
-    # deadlock the child.
-    context = multiprocessing.get_context("forkserver")
-    # The fork server gets the parent's sys.path only when it has modules to preload; without it, a
-    # parent that found `ml` through a path set at run time (a Celery worker) has children that cannot.
-    context.set_forkserver_preload(["ml.prepare"])
+    # spawn, not fork: forking a process whose OpenCV or TensorFlow threads are running can deadlock the
+    # child. Not forkserver either: its server, with ml.prepare loaded, outlived the pool and sat beside
+    # training (238 MiB resident) on a trainer whose dyno it pushed over its memory (bench/bench_heroku.py).
+    context = multiprocessing.get_context("spawn")
     with context.Pool(processes) as pool:
         yield from pool.imap(_process, tasks, chunksize=16)
 

@@ -1,0 +1,125 @@
+"""Resident memory of the two passes over many scans that training makes besides its own steps.
+
+    python -m bench.bench_training_memory [--scans 1024] [--size 128]
+
+- the batch-norm refresh before every validation (ml.train.batch_norm_refresher), in batches of 256:
+  "graph" is the code as it is; "eager" replaces tf.function with a plain call, as it ran before 2026-12-05;
+- the ONNX pass over validation and a training sample after training (ml.train._raw_outputs): in the
+  predictor's chunks as it is, or in batches of 256 as before 2026-12-05.
+
+Each measurement runs in a process of its own (resident memory does not shrink back far enough to compare
+two in one process) on the default network, seeded, and random scans. Prints the process's resident
+memory before and after, its peak and the seconds; for the refresh also the largest difference between
+the two ways' statistics, which should be 0.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from bench.common import print_table, write_results
+
+MEASUREMENTS = {"refresh, graph": ("refresh", "graph"),
+                "refresh, eager (before)": ("refresh", "eager"),
+                "ONNX pass, predictor's chunks": ("onnx", "chunks"),
+                "ONNX pass, batches of 256 (before)": ("onnx", "256")}
+
+
+def _plain_call(function=None, **_):
+    """tf.function's stand-in for the eager measurement, with or without arguments."""
+    return function if function is not None else (lambda decorated: decorated)
+
+
+def _rss_mib() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _refresh(way: str, model, images: np.ndarray) -> list[float]:
+    import keras
+    import tensorflow as tf
+
+    from ml.train import refresh_batch_norm
+
+    in_graph = tf.function
+    if way == "eager":
+        tf.function = _plain_call
+    try:
+        refresh_batch_norm(model, images)
+    finally:
+        tf.function = in_graph
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    return np.concatenate([np.concatenate([keras.ops.convert_to_numpy(layer.moving_mean),
+                                           keras.ops.convert_to_numpy(layer.moving_variance)])
+                           for layer in norms]).tolist()
+
+
+def _onnx_pass(way: str, model, images: np.ndarray) -> None:
+    import onnxruntime as ort
+
+    import ml.train
+    from ml.export import to_onnx_bytes
+
+    session = ort.InferenceSession(to_onnx_bytes(model), providers=["CPUExecutionProvider"])
+    if way == "256":
+        for start in range(0, len(images), 256):
+            session.run(["logit", "features"], {"image": images[start:start + 256]})
+    else:
+        ml.train._raw_outputs(session, images[..., 0])
+
+
+def _measure(part: str, way: str, scans: int, size: int) -> dict:
+    import keras
+
+    from ml.model import build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(image_size=size)
+    images = np.random.default_rng(0).random((scans, size, size, 1), dtype=np.float32)
+    model(images[:2])
+    if part == "onnx":
+        _onnx_pass(way, model, images[:2])  # the export and the session, outside what is measured
+    before = _rss_mib()
+    began = time.perf_counter()
+    statistics = _refresh(way, model, images) if part == "refresh" else _onnx_pass(way, model, images)
+    return {"before_mib": before, "after_mib": _rss_mib(), "seconds": time.perf_counter() - began,
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "statistics": statistics}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scans", type=int, default=1024,
+                        help="scans (training refreshes on ml.train.BATCH_NORM_SAMPLE)")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # PART WAY: one measurement, in a child process
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(_measure(*args.one, args.scans, args.size)))
+        return 0
+    results = {}
+    for name, (part, way) in MEASUREMENTS.items():
+        child = subprocess.run([sys.executable, "-m", "bench.bench_training_memory", "--one", part, way,
+                                "--scans", str(args.scans), "--size", str(args.size)],
+                               capture_output=True, text=True, check=True)
+        results[name] = json.loads(child.stdout.strip().splitlines()[-1])
+    graph, eager = (results[name]["statistics"] for name in list(MEASUREMENTS)[:2])
+    difference = float(np.max(np.abs(np.subtract(graph, eager))))
+    print(f"{args.scans} random scans at {args.size} px, default network, one process each")
+    print_table(["pass", "RSS before MiB", "RSS after MiB", "peak RSS MiB", "seconds"],
+                [[name, r["before_mib"], r["after_mib"], r["peak_mib"], r["seconds"]] for name, r in results.items()])
+    print(f"largest difference between the refresh's statistics, graph against eager: {difference:.3g}")
+    write_results("training_memory", {"scans": args.scans, "size": args.size, "refresh_difference": difference,
+                                      **{name: {key: value for key, value in r.items() if key != "statistics"}
+                                         for name, r in results.items()}})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
