@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import psutil
 import pytest
 
 import ml.prepare
@@ -120,6 +121,9 @@ def test_pool_gives_the_same_dataset_as_one_process(source, prepared, tmp_path, 
     monkeypatch.setattr(ml.prepare, "_MIN_TASKS_FOR_POOL", 0)
     prepare_dataset(source, tmp_path / "pooled", size=64, seed=1, processes=2)
     assert read_metadata(tmp_path / "pooled").equals(read_metadata(prepared[0]))
+    # Nothing of the pool stays beside what runs next (training): only multiprocessing's resource tracker.
+    left = [" ".join(child.cmdline()) for child in psutil.Process().children(recursive=True)]
+    assert [command for command in left if "resource_tracker" not in command] == []
 
 
 def test_command_line_run_and_rerun_into_the_same_folder(source, tmp_path, capsys):
