@@ -1,7 +1,8 @@
 """Synthetic head CT: generate, prepare, train, evaluate with masks; recall and ROC-AUC by lesion size and SNR.
 
     python -m bench.bench_synthetic [--count 10000] [--image-size 128] [--epochs 16] [--fine-map] [--no-masks]
-                                    [--mask-weight 1.0] [--width 16] [--patience 4] [--reuse] [--evaluate-only]
+                                    [--mask-weight 1.0] [--width 16] [--depth 5] [--patience 4] [--reuse]
+                                    [--evaluate-only]
 
 The heatmap is scored against the true tumor masks: pointing_game (the heatmap's peak lies inside
 the tumor) and mask_energy (share of the heatmap's mass inside the tumor), on the test split. Training
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of tumor-free training scans given a moved lesion "
                              "(TrainSettings.transplant_fraction)")
     parser.add_argument("--width", type=int, default=TrainSettings.width, help="filters of the first block")
+    parser.add_argument("--depth", type=int, default=TrainSettings.depth,
+                        help="convolution blocks; the heatmap's side is the input's over 2^(depth-1)")
     parser.add_argument("--learning-rate", type=float, default=TrainSettings.learning_rate,
                         help="peak of the cosine-decayed learning rate")
     parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     timings["prepare_s"] = time.monotonic() - began
     # One fixed brain window: grey levels are densities, so only the geometry is varied (ml.augment).
     settings = TrainSettings(image_size=args.image_size, epochs=args.epochs, seed=args.seed, intensity_augment=False,
-                             fine_map=args.fine_map, mask_weight=args.mask_weight, width=args.width,
+                             fine_map=args.fine_map, mask_weight=args.mask_weight, width=args.width, depth=args.depth,
                              patience=args.patience, learning_rate=args.learning_rate,
                              batch_size=args.batch_size, transplant_fraction=args.transplant)
     if not args.evaluate_only:
