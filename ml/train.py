@@ -205,7 +205,7 @@ def batch_norm_refresher(model, batch_size: int = 256) -> Callable[[np.ndarray],
     probe = keras.Model(model.inputs[0], [moment for layer in norms for moment in _channel_moments(layer.input)])
     # Run as a graph: called eagerly, refreshing on 1,024 scans at 128 px in batches of 256 raised the
     # process's resident memory from 0.85 to 4.1 GB, as a graph to 1.9 GB, with identical statistics
-    # (bench/bench_refresh_memory.py). Any batch size, one trace.
+    # (bench/bench_training_memory.py). Any batch size, one trace.
     moments_of = tf.function(lambda batch: probe(batch, training=True),
                              input_signature=[tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)])
 
@@ -435,8 +435,8 @@ def _as_images(X: np.ndarray) -> np.ndarray:
 def _raw_outputs(session, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from ml.predictor import chunk_size
 
-    # In the predictor's chunks: batches of 256 scans at 128 px raised a process's resident memory by 0.9 GB
-    # (the arena keeps its peak), chunks of 64 by 0.2 GB, and ran no slower.
+    # In the predictor's chunks: over 1,024 scans at 128 px, batches of 256 took the process's resident memory
+    # to a peak of 2,068 MiB, chunks of 64 to 1,378 MiB, in the same time (bench/bench_training_memory.py).
     logits, features = [], []
     chunk = chunk_size(session)
     for start in range(0, len(X), chunk):
