@@ -119,11 +119,11 @@ def test_progress_and_written_reports(prepared):
 
 def test_pool_gives_the_same_dataset_as_one_process(source, prepared, tmp_path, monkeypatch):
     monkeypatch.setattr(ml.prepare, "_MIN_TASKS_FOR_POOL", 0)
-    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    before = {child.pid for child in psutil.Process().children()}
     prepare_dataset(source, tmp_path / "pooled", size=64, seed=1, processes=2)
     assert read_metadata(tmp_path / "pooled").equals(read_metadata(prepared[0]))
     # Nothing of the pool stays beside what runs next (training): only multiprocessing's resource tracker.
-    left = [" ".join(child.cmdline()) for child in psutil.Process().children(recursive=True) if child.pid not in before]
+    left = [" ".join(child.cmdline()) for child in psutil.Process().children() if child.pid not in before]
     assert [command for command in left if "resource_tracker" not in command] == []
 
 
