@@ -61,13 +61,17 @@ def _refresh(way: str, model, images: np.ndarray) -> list[float]:
                            for layer in norms]).tolist()
 
 
-def _onnx_pass(way: str, model, images: np.ndarray) -> None:
+def _onnx_session(model):
     import onnxruntime as ort
 
-    import ml.train
     from ml.export import to_onnx_bytes
 
-    session = ort.InferenceSession(to_onnx_bytes(model), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(to_onnx_bytes(model), providers=["CPUExecutionProvider"])
+
+
+def _onnx_pass(way: str, session, images: np.ndarray) -> None:
+    import ml.train
+
     if way == "256":
         for start in range(0, len(images), 256):
             session.run(["logit", "features"], {"image": images[start:start + 256]})
@@ -84,11 +88,10 @@ def _measure(part: str, way: str, scans: int, size: int) -> dict:
     model = build_model(image_size=size)
     images = np.random.default_rng(0).random((scans, size, size, 1), dtype=np.float32)
     model(images[:2])
-    if part == "onnx":
-        _onnx_pass(way, model, images[:2])  # the export and the session, outside what is measured
+    session = _onnx_session(model) if part == "onnx" else None  # the export, before what is measured
     before = _rss_mib()
     began = time.perf_counter()
-    statistics = _refresh(way, model, images) if part == "refresh" else _onnx_pass(way, model, images)
+    statistics = _refresh(way, model, images) if part == "refresh" else _onnx_pass(way, session, images)
     return {"before_mib": before, "after_mib": _rss_mib(), "seconds": time.perf_counter() - began,
             "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "statistics": statistics}
 

@@ -436,7 +436,7 @@ def _raw_outputs(session, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from ml.predictor import chunk_size
 
     # In the predictor's chunks: over 1,024 scans at 128 px, batches of 256 took the process's resident memory
-    # to a peak of 2,068 MiB, chunks of 64 to 1,378 MiB, in the same time (bench/bench_training_memory.py).
+    # to a peak of 1,992 MiB, chunks of 64 to 1,318 MiB, in the same time (bench/bench_training_memory.py).
     logits, features = [], []
     chunk = chunk_size(session)
     for start in range(0, len(X), chunk):
