@@ -25,8 +25,8 @@ def read_metadata(prepared_dir: str | Path) -> pd.DataFrame:
     return table
 
 
-def load_image(path: str | Path, image_size: int | None = None) -> np.ndarray:
-    """One prepared image as float32 S×S in [0, 1], resized to image_size when given."""
+def load_pixels(path: str | Path, image_size: int | None = None) -> np.ndarray:
+    """One prepared image as its 8-bit pixels, uint8 S×S, resized to image_size when given."""
     pixels = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if pixels is None:
         raise FileNotFoundError(f"{path}: missing or unreadable image")
@@ -34,22 +34,30 @@ def load_image(path: str | Path, image_size: int | None = None) -> np.ndarray:
         shrink = pixels.shape[0] > image_size
         pixels = cv2.resize(pixels, (image_size, image_size),
                             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return pixels.astype(np.float32) / 255.0
+    return pixels
 
 
-def load_split(prepared_dir: str | Path, split: str, image_size: int | None = None
+def load_image(path: str | Path, image_size: int | None = None) -> np.ndarray:
+    """One prepared image as float32 S×S in [0, 1], resized to image_size when given."""
+    return load_pixels(path, image_size).astype(np.float32) / 255.0
+
+
+def load_split(prepared_dir: str | Path, split: str, image_size: int | None = None, pixels: bool = False
                ) -> tuple[np.ndarray, np.ndarray]:
-    """(X float32 N×S×S×1 in [0, 1], y int8 N) for one split, in metadata order; 1 = tumor."""
+    """(X float32 N×S×S×1 in [0, 1], y int8 N) for one split, in metadata order; 1 = tumor. With `pixels`,
+    X is the 8-bit pixels (uint8, X / 255 in float32 being the floats): a quarter of the memory."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     prepared_dir = Path(prepared_dir)
     rows = read_metadata(prepared_dir)
     rows = rows[rows["split"] == split]
-    images = [load_image(prepared_dir / p, image_size) for p in rows["path"]]
+    load = load_pixels if pixels else load_image
+    dtype = np.uint8 if pixels else np.float32
+    images = [load(prepared_dir / p, image_size) for p in rows["path"]]
     if images:
         x = np.stack(images)[..., np.newaxis]
     else:
         side = image_size or 0
-        x = np.zeros((0, side, side, 1), dtype=np.float32)
+        x = np.zeros((0, side, side, 1), dtype=dtype)
     y = rows["label"].map(LABELS).to_numpy(dtype=np.int8)
-    return x.astype(np.float32, copy=False), y
+    return x.astype(dtype, copy=False), y

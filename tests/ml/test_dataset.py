@@ -40,6 +40,14 @@ def test_load_split_resizes_on_request(tmp_path):
     assert x.shape == (1, 8, 8, 1) and x[0, 0, 0, 0] == pytest.approx(0.4)
 
 
+def test_load_split_gives_the_8_bit_pixels_whose_floats_it_gives_otherwise(tmp_path):
+    write_prepared(tmp_path, [("train", "tumor", value) for value in range(0, 256, 5)])
+    pixels, y = load_split(tmp_path, "train", image_size=8, pixels=True)
+    floats, _ = load_split(tmp_path, "train", image_size=8)
+    assert pixels.dtype == np.uint8 and pixels.shape == (52, 8, 8, 1) and y.tolist() == [1] * 52
+    assert np.array_equal(pixels.astype(np.float32) / np.float32(255), floats)
+
+
 def test_an_empty_split_is_empty_not_an_error(tmp_path):
     write_prepared(tmp_path, [("train", "tumor", 1)])
     x, y = load_split(tmp_path, "val", image_size=16)

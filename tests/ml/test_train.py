@@ -220,3 +220,66 @@ def test_batch_norm_statistics_with_a_single_batch_norm_layer():
     activations = keras.ops.convert_to_numpy(keras.Model(inputs, features)(images))
     assert np.allclose(norm.moving_mean.numpy(), activations.mean(axis=(0, 1, 2)), atol=1e-5)
     assert np.allclose(norm.moving_variance.numpy(), activations.var(axis=(0, 1, 2)), atol=1e-5)
+
+
+def eight_bit(images: np.ndarray) -> np.ndarray:
+    """Scans as a PNG gives them back: each value k/255."""
+    return np.rint(images * 255).astype(np.uint8).astype(np.float32) / 255.0
+
+
+def test_eight_bit_scans_become_codes_that_give_back_the_same_floats():
+    from ml.train import as_floats, eight_bit_codes
+
+    every_code = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    scans = every_code.astype(np.float32) / 255.0
+    codes = eight_bit_codes(scans)
+    assert codes.dtype == np.uint8 and np.array_equal(codes, every_code)
+    assert np.array_equal(as_floats(codes), scans)  # bit for bit, not within a tolerance
+
+
+@pytest.mark.parametrize("value", [0.5, -1 / 255, 256 / 255])
+def test_scans_that_are_not_eight_bit_stay_floats(value):
+    from ml.train import eight_bit_codes
+
+    scans = np.zeros((600, 4, 4, 1), np.float32)  # the odd value in the second chunk of CODE_CHUNK scans
+    scans[-1, 0, 0, 0] = value
+    assert eight_bit_codes(scans) is None
+
+
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_training_batches_from_codes_equal_those_from_floats(with_masks):
+    from ml.train import _training_dataset, eight_bit_codes
+
+    X, y, masks = tiny_images(40, seed=3)
+    X = eight_bit(X)
+    masks = np.stack([np.zeros(X.shape[1:3], np.float32) if m is None else m.astype(np.float32) for m in masks])
+    settings = tiny_settings(batch_size=16)
+    grid = 8 if with_masks else None
+    from_floats = _training_dataset(X, y, settings, masks if with_masks else None, grid)
+    from_codes = _training_dataset(eight_bit_codes(X), y, settings, eight_bit_codes(masks) if with_masks else None,
+                                   grid)
+    pairs = list(zip(from_floats, from_codes))
+    assert len(pairs) == 3
+    for (floats, float_targets), (codes, code_targets) in pairs:
+        assert codes.dtype == floats.dtype and np.array_equal(codes.numpy(), floats.numpy())
+        if with_masks:
+            assert all(np.array_equal(code_targets[key].numpy(), float_targets[key].numpy()) for key in float_targets)
+        else:
+            assert np.array_equal(code_targets.numpy(), float_targets.numpy())
+
+
+def test_eight_bit_scans_train_the_same_model_as_their_floats(tmp_path, monkeypatch):
+    import ml.train
+
+    X, y, _ = tiny_images(64, seed=4)
+    X = eight_bit(X)
+    assert ml.train.eight_bit_codes(X) is not None
+    settings = tiny_settings(epochs=1)
+    pixels = np.rint(X * 255).astype(np.uint8)  # as `train` loads a prepared training split
+    train_arrays(pixels, y, X[:32], y[:32], X[32:], y[32:], tmp_path / "pixels", settings)
+    train_arrays(X, y, X[:32], y[:32], X[32:], y[32:], tmp_path / "codes", settings)
+    monkeypatch.setattr(ml.train, "eight_bit_codes", lambda images: None)  # as before: float32 throughout
+    train_arrays(X, y, X[:32], y[:32], X[32:], y[32:], tmp_path / "floats", settings)
+    scores = [json.loads((tmp_path / name / "test_scores.json").read_text())["probability"]
+              for name in ("pixels", "codes", "floats")]
+    assert scores[0] == scores[1] == scores[2]
