@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from ml.classes import LABELS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METADATA_COLUMNS: tuple[str, ...] = ("source_path", "path", "label", "source_class", "group", "split",
                                      "sha256", "width", "height", "format")
@@ -16,6 +19,8 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 def read_metadata(prepared_dir: str | Path) -> pd.DataFrame:
     """metadata.csv as a DataFrame with the columns of METADATA_COLUMNS, in file order."""
+    import pandas as pd  # here: the web process imports this module through ml.train, and needs no pandas
+
     path = Path(prepared_dir) / "metadata.csv"
     table = pd.read_csv(path, dtype={"source_path": str, "path": str, "label": str, "source_class": str,
                                      "sha256": str, "format": str, "split": str})
@@ -37,9 +42,16 @@ def load_pixels(path: str | Path, image_size: int | None = None) -> np.ndarray:
     return pixels
 
 
+def as_floats(scans: np.ndarray) -> np.ndarray:
+    """float32 scans in [0, 1] from either 8-bit codes (uint8) or float32 scans."""
+    if scans.dtype == np.uint8:
+        return scans.astype(np.float32) / np.float32(255.0)
+    return np.asarray(scans, np.float32)
+
+
 def load_image(path: str | Path, image_size: int | None = None) -> np.ndarray:
     """One prepared image as float32 S×S in [0, 1], resized to image_size when given."""
-    return load_pixels(path, image_size).astype(np.float32) / 255.0
+    return as_floats(load_pixels(path, image_size))
 
 
 def load_split(prepared_dir: str | Path, split: str, image_size: int | None = None, pixels: bool = False

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.dataset import as_floats
+
 FORMAT_VERSION = 1
 CLASS_NAMES = ("no_tumor", "tumor")
 # PCA for the feature-map scatter is fitted on at most this many training + validation scans.
@@ -177,13 +179,6 @@ def eight_bit_codes(images: np.ndarray) -> np.ndarray | None:
             return None
         codes[start:start + CODE_CHUNK] = rounded
     return codes
-
-
-def as_floats(scans: np.ndarray) -> np.ndarray:
-    """float32 scans in [0, 1] from either 8-bit codes or float32 scans."""
-    if scans.dtype == np.uint8:
-        return scans.astype(np.float32) / np.float32(255.0)
-    return np.asarray(scans, np.float32)
 
 
 def _channel_moments(x):

@@ -228,7 +228,8 @@ def eight_bit(images: np.ndarray) -> np.ndarray:
 
 
 def test_eight_bit_scans_become_codes_that_give_back_the_same_floats():
-    from ml.train import as_floats, eight_bit_codes
+    from ml.dataset import as_floats
+    from ml.train import eight_bit_codes
 
     every_code = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
     scans = every_code.astype(np.float32) / 255.0
