@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ml.ct_acquisition import Acquisition, scan
-from ml.phantom import Anatomy, Lesion, add_lesion, head_phantom
+from ml.phantom import Anatomy, HeadPhantom, Lesion, add_lesion, head_phantom
 
 BRAIN_WINDOW = (80.0, 40.0)  # (width, level) in HU
 FIELD_OF_VIEW_CM = 25.0
@@ -82,19 +82,36 @@ def _slice_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator,
     return tuple(np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(3))
 
 
+@dataclass(frozen=True)
+class _Drawn:
+    """A slice's random choices before the scan: the head without a tumor, the phantom to scan (with the
+    tumor when there is one), and the scanner; `scan_rng` then draws the photon noise."""
+
+    healthy: HeadPhantom
+    phantom: HeadPhantom
+    lesion_mask: np.ndarray | None
+    lesion: Lesion | None
+    acquisition: Acquisition
+    scan_rng: np.random.Generator
+
+
+def _draw(seed: int, size: int, with_tumor: bool) -> _Drawn:
+    anatomy_rng, lesion_rng, scan_rng = _slice_streams(seed)
+    healthy = phantom = head_phantom(anatomy_rng, size)
+    lesion_mask = lesion = None
+    if with_tumor:
+        phantom, lesion_mask, lesion = add_lesion(lesion_rng, healthy)
+    return _Drawn(healthy, phantom, lesion_mask, lesion, random_acquisition(scan_rng, size), scan_rng)
+
+
 def synth_slice(
     seed: int, size: int = 256, with_tumor: bool = True
 ) -> tuple[np.ndarray, np.ndarray | None, SliceParams]:
     """One synthetic slice: (image uint8 size×size in the brain window, tumor mask uint8 0/255 or None, params)."""
-    anatomy_rng, lesion_rng, scan_rng = _slice_streams(seed)
-    phantom = head_phantom(anatomy_rng, size)
-    mask = lesion = None
-    if with_tumor:
-        phantom, lesion_mask, lesion = add_lesion(lesion_rng, phantom)
-        mask = np.where(lesion_mask, 255, 0).astype(np.uint8)
-    acquisition = random_acquisition(scan_rng, size)
-    hu = scan(phantom.hu, phantom.bone_fraction, acquisition, scan_rng)
-    params = SliceParams(seed, size, phantom.anatomy, acquisition, lesion)
+    drawn = _draw(seed, size, with_tumor)
+    hu = scan(drawn.phantom.hu, drawn.phantom.bone_fraction, drawn.acquisition, drawn.scan_rng)
+    mask = None if drawn.lesion_mask is None else np.where(drawn.lesion_mask, 255, 0).astype(np.uint8)
+    params = SliceParams(seed, size, drawn.phantom.anatomy, drawn.acquisition, drawn.lesion)
     return window_to_uint8(hu), mask, params
 
 
@@ -107,12 +124,50 @@ def lesion_detectability(seed: int, size: int = 256) -> float:
     An upper bound on what any reader can do: a real one must search the whole brain and tell the
     tumor from anatomy. Around 5 a tumor is at the edge of visibility even when its place is known.
     """
-    anatomy_rng, lesion_rng, scan_rng = _slice_streams(seed)
-    healthy = head_phantom(anatomy_rng, size)
-    with_tumor, _, _ = add_lesion(lesion_rng, healthy)
-    acquisition = random_acquisition(scan_rng, size)
-    difference = cv2.GaussianBlur(with_tumor.hu - healthy.hu, (0, 0), acquisition.blur_px)
-    return float(np.sqrt(np.square(difference, dtype=np.float64).sum()) / noise_hu(acquisition))
+    drawn = _draw(seed, size, with_tumor=True)
+    difference = cv2.GaussianBlur(drawn.phantom.hu - drawn.healthy.hu, (0, 0), drawn.acquisition.blur_px)
+    return float(np.sqrt(np.square(difference, dtype=np.float64).sum()) / noise_hu(drawn.acquisition))
+
+
+@dataclass(frozen=True)
+class KnownHead:
+    """One slice beside what an observer who knows the head and the scanner, but not the tumor, can compute:
+    all in HU as the brain window shows them (clipped to it; `image` and `noise` also rounded to its 8 bits)."""
+
+    image: np.ndarray  # the slice, as synth_slice exports it
+    expected: np.ndarray  # the same head without a tumor, scanned without photon noise
+    noise: np.ndarray  # a second, independent noisy scan of that head less `expected`: the noise alone
+    brain_mask: np.ndarray  # bool
+    lesion_mask: np.ndarray | None  # bool
+    lesion: Lesion | None
+    acquisition: Acquisition
+
+
+def known_head(seed: int, size: int = 256, with_tumor: bool = True) -> KnownHead:
+    """Slice `seed` with the tumor-free head it was drawn on, for the known-background bound of
+    `python -m bench.bench_synthetic_bound`: the image less `expected` is the tumor plus noise."""
+    drawn = _draw(seed, size, with_tumor)
+    healthy = drawn.healthy
+    image = scan(drawn.phantom.hu, drawn.phantom.bone_fraction, drawn.acquisition, drawn.scan_rng)
+    expected = scan(healthy.hu, healthy.bone_fraction, drawn.acquisition, None)
+    noise_rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    another = scan(healthy.hu, healthy.bone_fraction, drawn.acquisition, noise_rng)
+    shown = _windowed_hu(expected)
+    return KnownHead(
+        image=_windowed_hu(window_to_uint8(image)), expected=shown,
+        noise=_windowed_hu(window_to_uint8(another)) - shown,
+        brain_mask=healthy.brain_mask, lesion_mask=drawn.lesion_mask, lesion=drawn.lesion,
+        acquisition=drawn.acquisition,
+    )
+
+
+def _windowed_hu(image: np.ndarray) -> np.ndarray:
+    """HU as the brain window shows them: 8-bit codes mapped back, or HU clipped to the window."""
+    width, level = BRAIN_WINDOW
+    low = level - width / 2.0
+    if image.dtype == np.uint8:
+        return (low + image.astype(np.float32) * np.float32(width / 255.0)).astype(np.float32)
+    return np.clip(image, low, low + width).astype(np.float32)
 
 
 def slice_seed(dataset_seed: int, index: int) -> int:

@@ -14,6 +14,7 @@ from ml.phantom import head_phantom
 from ml.synthetic import (
     MANIFEST_COLUMNS,
     generate_dataset,
+    known_head,
     lesion_detectability,
     noise_hu,
     random_acquisition,
@@ -99,6 +100,39 @@ def test_detectability_ranks_tumors_as_their_contrast_size_and_noise_do() -> Non
     assert all(np.isfinite(d) and d > 0 for d in detectability)
     ranks = [np.argsort(np.argsort(values)) for values in (detectability, crude)]
     assert np.corrcoef(*ranks)[0, 1] > 0.8
+
+
+def test_a_scan_without_photon_noise_is_what_the_noisy_scans_of_a_head_average_to() -> None:
+    rng = np.random.default_rng(3)
+    phantom = head_phantom(rng, SIZE)
+    acquisition = random_acquisition(rng, SIZE)
+    expected = scan(phantom.hu, phantom.bone_fraction, acquisition, None)
+    assert np.array_equal(expected, scan(phantom.hu, phantom.bone_fraction, acquisition, None))
+    noisy = [scan(phantom.hu, phantom.bone_fraction, acquisition, np.random.default_rng(s)) for s in range(4)]
+    brain = phantom.brain_mask
+    # The mean of four noisy scans sits half a noise SD from the truth; a bias would show as a mean shift.
+    residual = (np.mean(noisy, axis=0) - expected)[brain]
+    assert abs(float(residual.mean())) < 0.1 and float(residual.std()) < 0.6 * float((noisy[0] - expected)[brain].std())
+
+
+@pytest.mark.parametrize("with_tumor", [True, False])
+def test_the_known_head_leaves_the_tumor_and_the_noise(with_tumor: bool) -> None:
+    head = known_head(21, SIZE, with_tumor)
+    image, mask, params = synth_slice(21, SIZE, with_tumor)
+    assert np.array_equal(np.rint(head.image * 255 / 80).astype(np.uint8), image)  # the slice, W80/L40 in HU
+    tumor = np.zeros_like(head.brain_mask) if mask is None else mask > 0
+    residual = (head.image - head.expected)[head.brain_mask & ~tumor]
+    noise = head.noise[head.brain_mask]
+    # Away from the tumor (and its oedema, a few pixels of it) the residual is noise like the independent field.
+    assert abs(float(np.median(residual))) < 0.5 and abs(float(noise.mean())) < 0.3
+    assert 0.6 < float(np.median(np.abs(residual))) / float(np.median(np.abs(noise))) < 1.5
+    if with_tumor:
+        lesion = head.lesion
+        inside = (head.image - head.expected)[head.lesion_mask]
+        assert lesion is not None and np.sign(inside.mean()) == np.sign(lesion.contrast_hu)
+        assert abs(float(inside.mean()) - lesion.contrast_hu) < 0.35 * abs(lesion.contrast_hu) + 2.0
+    else:
+        assert head.lesion is None and head.lesion_mask is None
 
 
 @pytest.mark.parametrize("seed", range(3))
