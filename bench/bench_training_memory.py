@@ -66,11 +66,10 @@ def _refresh(way: str, model, images: np.ndarray) -> list[float]:
 
 
 def _onnx_session(model):
-    import onnxruntime as ort
-
     from ml.export import to_onnx_bytes
+    from ml.predictor import inference_session
 
-    return ort.InferenceSession(to_onnx_bytes(model), providers=["CPUExecutionProvider"])
+    return inference_session(to_onnx_bytes(model), intra_op_threads=0)  # as ml.train.train_arrays makes it
 
 
 def _onnx_pass(way: str, session, images: np.ndarray) -> None:

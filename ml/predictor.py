@@ -63,6 +63,16 @@ def chunk_size(session: ort.InferenceSession) -> int:
     return int(np.clip(ACTIVATION_BUDGET // max(per_scan, 1), 1, CHUNK))
 
 
+def inference_session(onnx_bytes: bytes, intra_op_threads: int = 1) -> ort.InferenceSession:
+    """An ONNX Runtime session on the CPU without its memory arena (0 threads: as many as ONNX Runtime picks)."""
+    options = ort.SessionOptions()
+    # The arena keeps the peak of the largest batch ever seen; without it a worker stays small.
+    options.enable_cpu_mem_arena = False
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
 class Predictor:
     """Loads `model.onnx` + `metadata.json` and predicts batches of normalised images."""
 
@@ -85,13 +95,7 @@ class Predictor:
 
     @classmethod
     def from_files(cls, onnx_bytes: bytes, metadata: dict, intra_op_threads: int = 1) -> Predictor:
-        options = ort.SessionOptions()
-        # The arena keeps the peak of the largest batch ever seen; without it a worker stays small.
-        options.enable_cpu_mem_arena = False
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-        return cls(session, metadata)
+        return cls(inference_session(onnx_bytes, intra_op_threads), metadata)
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, intra_op_threads: int = 1) -> Predictor:

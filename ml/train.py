@@ -505,14 +505,12 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
 
     Returns the test metrics (evaluate's keys) plus "validation" and "training" summaries.
     """
-    import onnxruntime as ort
-
     from ml.calibration import apply_temperature, choose_threshold, fit_calibration
     from ml.evaluate import evaluate_arrays
     from ml.export import to_onnx_bytes
     from ml.metrics import binary_metrics, curves
     from ml.model import cam_weights
-    from ml.predictor import Predictor
+    from ml.predictor import Predictor, inference_session
 
     if (train_masks is None) != (val_masks is None):
         raise ValueError("masks are needed for both training and validation scans, or for neither")
@@ -538,7 +536,7 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     fit_seconds = time.monotonic() - started
 
     onnx_bytes = to_onnx_bytes(model)
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    session = inference_session(onnx_bytes, intra_op_threads=0)
     val_logits, val_features = _raw_outputs(session, X_val)
     rng = np.random.default_rng(settings.seed)
     sample = rng.permutation(len(X_train))[:PROJECTION_SAMPLE]
@@ -576,6 +574,7 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     model.save(out_dir / "model.keras")
     (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
 
+    del session
     predictor = Predictor.from_files(onnx_bytes, metadata)
     metrics, scores = evaluate_arrays(predictor, X_test[..., 0], y_test)
     validation = binary_metrics(y_val, val_probability, threshold)
