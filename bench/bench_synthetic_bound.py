@@ -43,6 +43,7 @@ class SliceResponses:
     peaks: dict[int, np.ndarray]  # size -> |response| at its strongest, per width
     noise_sd: dict[int, np.ndarray]  # size -> the noise field's response's SD over the brain, per width
     inside: dict[int, np.ndarray]  # size -> whether that strongest response lies in the tumor, per width
+    at_tumor: dict[int, np.ndarray]  # size -> |response| at its strongest within the tumor (NaN without one)
 
 
 def widths(size: int) -> tuple[float, ...]:
@@ -54,7 +55,7 @@ def responses(job: tuple[int, bool, tuple[int, ...]]) -> SliceResponses:
 
     seed, with_tumor, sizes = job
     head = known_head(seed, GENERATED_SIZE, with_tumor)
-    peaks, noise_sd, inside = {}, {}, {}
+    peaks, noise_sd, inside, at_tumor = {}, {}, {}, {}
     for size in sizes:
         residual, noise = head.image - head.expected, head.noise
         brain, lesion = head.brain_mask, head.lesion_mask
@@ -63,28 +64,36 @@ def responses(job: tuple[int, bool, tuple[int, ...]]) -> SliceResponses:
             brain = cv2.resize(brain.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
             if lesion is not None:
                 lesion = cv2.resize(lesion.astype(np.uint8), (size, size), interpolation=cv2.INTER_AREA) > 0
-        rows = [], [], []
+        rows = [], [], [], []
         for width in widths(size):
             smoothed = np.abs(cv2.GaussianBlur(residual, (0, 0), width))
             where = np.where(brain, smoothed, -1.0).argmax()
             rows[0].append(smoothed.flat[where])
             rows[1].append(cv2.GaussianBlur(noise, (0, 0), width)[brain].std())
             rows[2].append(lesion is not None and bool(lesion.flat[where]))
-        peaks[size], noise_sd[size], inside[size] = (np.array(r) for r in rows)
+            rows[3].append(smoothed[lesion].max() if lesion is not None and lesion.any() else np.nan)
+        peaks[size], noise_sd[size], inside[size], at_tumor[size] = (np.array(r) for r in rows)
     return SliceResponses(int(with_tumor), head.lesion.diameter_px if head.lesion else float("nan"),
-                          head.acquisition.filter, noise_hu(head.acquisition), peaks, noise_sd, inside)
+                          head.acquisition.filter, noise_hu(head.acquisition), peaks, noise_sd, inside, at_tumor)
+
+
+def noise_units(slices: list[SliceResponses], size: int, responses_of: str) -> np.ndarray:
+    """Slices × widths: the responses named (`peaks` or `at_tumor`) over their width's noise SD, which is
+    pooled per reconstruction kernel and scaled by each slice's noise level."""
+    kernels = np.array([s.kernel for s in slices])
+    level = np.array([s.noise_level for s in slices])[:, None]
+    found = np.stack([getattr(s, responses_of)[size] for s in slices]) / level
+    per_unit_noise = np.stack([s.noise_sd[size] for s in slices]) / level
+    z = np.empty_like(found)
+    for kernel in np.unique(kernels):
+        chosen = kernels == kernel
+        z[chosen] = found[chosen] / np.median(per_unit_noise[chosen], axis=0)
+    return z
 
 
 def scores(slices: list[SliceResponses], size: int) -> tuple[np.ndarray, np.ndarray]:
     """Each slice's strongest response in noise units, and whether it lay in the tumor."""
-    kernels = np.array([s.kernel for s in slices])
-    level = np.array([s.noise_level for s in slices])[:, None]
-    peaks = np.stack([s.peaks[size] for s in slices]) / level
-    per_unit_noise = np.stack([s.noise_sd[size] for s in slices]) / level
-    z = np.empty_like(peaks)
-    for kernel in np.unique(kernels):
-        chosen = kernels == kernel
-        z[chosen] = peaks[chosen] / np.median(per_unit_noise[chosen], axis=0)
+    z = noise_units(slices, size, "peaks")
     best = z.argmax(axis=1)
     inside = np.stack([s.inside[size] for s in slices])[np.arange(len(slices)), best]
     return z.max(axis=1), inside
@@ -134,14 +143,24 @@ def main(argv: list[str] | None = None) -> int:
         }
         pointed = np.where(labels == 1, inside.astype(float), np.nan)
         size_rows = by_bin(diameter, SIZE_BINS, labels, score, called, pointed, "px")
-        print(f"\nat {size} px (widths {', '.join(f'{w:g}' for w in widths(size))} px); tumor-free slices' strongest "
-              f"response: median {np.median(score[labels == 0]):.2f}, 99th percentile "
-              f"{np.percentile(score[labels == 0], 99):.2f} noise units")
-        print_table(["metric", "value"], [[k, v] for k, v in summary.items()])
+        # The cost of the search: the same responses with the tumor's place given (the strongest within it).
+        null = score[labels == 0]
+        located = noise_units(slices, size, "at_tumor").max(axis=1)[labels == 1]
+        missed = ~called[labels == 1]
+        search = {
+            "tumor_free_strongest_median": float(np.median(null)),
+            "tumor_free_strongest_p99": float(np.percentile(null, 99)),
+            "tumors_told_their_place_under_that_p99": float((located < np.percentile(null, 99)).mean()),
+            "missed": int(missed.sum()),
+            "missed_told_their_place_median": float(np.median(located[missed])) if missed.any() else float("nan"),
+            "missed_told_their_place_max": float(located[missed].max()) if missed.any() else float("nan"),
+        }
+        print(f"\nat {size} px (widths {', '.join(f'{w:g}' for w in widths(size))} px); scores in noise units")
+        print_table(["metric", "value"], [[k, v] for k, v in {**summary, **search}.items()])
         print(f"by lesion diameter ({GENERATED_SIZE} px slice); ROC-AUC against every tumor-free slice; pointing: "
               "the strongest response inside the tumor:")
         print_table(["diameter", "tumors", "recall", "roc_auc", "pointing"], size_rows)
-        record["by_size"][size] = {**summary, "by_diameter": size_rows}
+        record["by_size"][size] = {**summary, **search, "by_diameter": size_rows}
     write_results(args.results, record)
     return 0
 
