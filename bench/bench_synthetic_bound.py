@@ -5,7 +5,7 @@
 The observer is given every slice's tumor-free head as the scanner shows it without photon noise, and
 the scanner's noise (ml.synthetic.known_head), but not whether there is a tumor, where, how large or
 what shape. It subtracts the head it expects and searches the brain for the strongest blob: the residual
-smoothed by Gaussians of nine widths (0.7-11.3 px at 256 px, steps of √2), each in units of that width's
+smoothed by Gaussians of nine widths (0.7-11.2 px at 256 px, steps of √2), each in units of that width's
 noise. Those units come from independent noise fields of the same scans, pooled per reconstruction
 kernel and scaled by each slice's own noise level. A slice's score is its strongest response anywhere
 in the brain; the threshold is the highest that finds 99 % of the tumors, as training's rule picks it.
@@ -28,7 +28,7 @@ import numpy as np
 from bench.bench_synthetic import GENERATED_SIZE, SIZE_BINS, by_bin
 from bench.common import print_table, write_results
 
-SCALES_AT_256 = tuple(round(0.7 * 2 ** (k / 2), 1) for k in range(9))  # 0.7 ... 11.3 px
+SCALES_AT_256 = tuple(round(0.7 * 2 ** (k / 2), 1) for k in range(9))  # 0.7 ... 11.2 px
 RECALL_TARGET = 0.99
 
 
