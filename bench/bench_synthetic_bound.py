@@ -8,7 +8,8 @@ what shape. It subtracts the head it expects and searches the brain for the stro
 smoothed by Gaussians of nine widths (0.7-11.2 px at 256 px, steps of √2), each in units of that width's
 noise. Those units come from independent noise fields of the same scans, pooled per reconstruction
 kernel and scaled by each slice's own noise level. A slice's score is its strongest response anywhere
-in the brain; the threshold is the highest that finds 99 % of the tumors, as training's rule picks it.
+in the brain; the threshold is the highest that finds 99 % of the tumors, picked by training's own rule
+(ml.calibration.choose_threshold).
 
 This observer knows what the network must learn from the slices: the anatomy. It is strong, not ideal
 (it matches blobs, not each tumor's outline, and takes the grain as uniform), so its misses do not prove
@@ -99,11 +100,6 @@ def scores(slices: list[SliceResponses], size: int) -> tuple[np.ndarray, np.ndar
     return z.max(axis=1), inside
 
 
-def recall_first_threshold(score: np.ndarray, labels: np.ndarray, target: float = RECALL_TARGET) -> float:
-    tumors = np.sort(score[labels == 1])
-    return float(tumors[int(np.floor((1.0 - target) * len(tumors)))])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
@@ -114,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from sklearn.metrics import roc_auc_score
 
+    from ml.calibration import choose_threshold
     from ml.synthetic import slice_seed, tumor_indices
 
     sizes = tuple(int(s) for s in args.sizes.split(","))
@@ -130,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     record: dict = {"count": args.count, "seed": args.seed, "seconds": seconds, "by_size": {}}
     for size in sizes:
         score, inside = scores(slices, size)
-        threshold = recall_first_threshold(score, labels)
+        threshold = choose_threshold(labels, score, RECALL_TARGET)
         called = score >= threshold
         summary = {
             "roc_auc": float(roc_auc_score(labels, score)),

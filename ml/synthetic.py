@@ -152,22 +152,21 @@ def known_head(seed: int, size: int = 256, with_tumor: bool = True) -> KnownHead
     expected = scan(healthy.hu, healthy.bone_fraction, drawn.acquisition, None)
     noise_rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     another = scan(healthy.hu, healthy.bone_fraction, drawn.acquisition, noise_rng)
-    shown = _windowed_hu(expected)
+    width, level = BRAIN_WINDOW
+    low = level - width / 2.0
+    shown = np.clip(expected, low, low + width).astype(np.float32)
     return KnownHead(
-        image=_windowed_hu(window_to_uint8(image)), expected=shown,
-        noise=_windowed_hu(window_to_uint8(another)) - shown,
+        image=_exported_hu(image), expected=shown, noise=_exported_hu(another) - shown,
         brain_mask=healthy.brain_mask, lesion_mask=drawn.lesion_mask, lesion=drawn.lesion,
         acquisition=drawn.acquisition,
     )
 
 
-def _windowed_hu(image: np.ndarray) -> np.ndarray:
-    """HU as the brain window shows them: 8-bit codes mapped back, or HU clipped to the window."""
+def _exported_hu(hu: np.ndarray) -> np.ndarray:
+    """A scan as the exported 8-bit slice shows it (window_to_uint8), mapped back to HU."""
     width, level = BRAIN_WINDOW
-    low = level - width / 2.0
-    if image.dtype == np.uint8:
-        return (low + image.astype(np.float32) * np.float32(width / 255.0)).astype(np.float32)
-    return np.clip(image, low, low + width).astype(np.float32)
+    codes = window_to_uint8(hu, width, level).astype(np.float32)
+    return (level - width / 2.0 + codes * np.float32(width / 255.0)).astype(np.float32)
 
 
 def slice_seed(dataset_seed: int, index: int) -> int:
