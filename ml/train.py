@@ -417,7 +417,8 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
         if codes is not None:
             # A moved lesion blends two 8-bit scans. Rounded to their grid, as a viewer would store such a scan,
             # every training scan stays 8-bit and training holds them all as codes (_compact): synthetic CT at
-            # 10,000 slices peaked at 9.4 GB with the transplants as float32, most of it in the input pipeline.
+            # 10,000 slices peaked at 9.4 GB with the transplants as float32, most of it in the input pipeline,
+            # and at 3.9 GB so, with scores within one run's noise (docs/MODEL.md).
             X_train, made = codes, (np.rint(made[0] * np.float32(255.0)).astype(np.uint8), *made[1:])
         X_train, y_train, train_masks = (np.concatenate([a, b]) for a, b in zip((X_train, y_train, train_masks), made))
         balance["transplants"] = int(len(made[1]))

@@ -8,7 +8,8 @@ replaces the recipient's pixels rather than adding to them, so the noise inside 
 Where the two rings disagree (the lesion would land on a ventricle's edge, the skull), no transplant is made.
 
 The recipient stays in the training set as it was: the network sees the same head with and without a
-lesion, the one difference between them being the tumor.
+lesion, the one difference between them being the tumor. The made scans come back as float32; training
+rounds them to the 8-bit grid when the scans they were made from are 8-bit (`ml.train._fit`).
 """
 from __future__ import annotations
 
