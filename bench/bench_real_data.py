@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from bench.common import WORK, print_table, write_results
+from ml.precision import PRECISIONS
 from ml.train import TrainSettings
 
 DEFAULT_SRC = Path(__file__).resolve().parents[2] / "shared" / "data" / "brain-mri"
@@ -49,13 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fine-map", action="store_true", help="train with the fine heatmap (TrainSettings.fine_map)")
     parser.add_argument("--appearance-clusters", type=int, default=TrainSettings().appearance_clusters,
                         help="balance the classes within this many thumbnail clusters (TrainSettings.appearance_clusters)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=TrainSettings().precision,
+                        help="what the convolutions train in (TrainSettings.precision)")
     args = parser.parse_args(argv)
 
     from ml.prepare import prepare_dataset
     from ml.train import train
 
     settings = TrainSettings(fine_map=args.fine_map, seed=args.seed, epochs=args.epochs,
-                             appearance_clusters=args.appearance_clusters)
+                             appearance_clusters=args.appearance_clusters, precision=args.precision)
     began = time.monotonic()
     if not (args.reuse_prepared and (args.prepared / "metadata.csv").is_file()):
         prepare_dataset(args.src, args.prepared, size=224, seed=PREPARE_SEED)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bench.common import WORK, print_table, write_results
+from ml.precision import PRECISIONS
 from ml.train import TrainSettings
 
 SIZE_BINS = (0, 8, 16, 32, 64, 1000)  # lesion diameter in pixels of the 256 px slice
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=TrainSettings.learning_rate,
                         help="peak of the cosine-decayed learning rate")
     parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
+    parser.add_argument("--precision", choices=PRECISIONS, default=TrainSettings.precision,
+                        help="what the convolutions train in (TrainSettings.precision)")
     parser.add_argument("--patience", type=int, default=TrainSettings.patience,
                         help="epochs without a better validation loss before training stops")
     parser.add_argument("--work", type=Path, default=WORK / "synthetic")
@@ -122,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = TrainSettings(image_size=args.image_size, epochs=args.epochs, seed=args.seed, intensity_augment=False,
                              fine_map=args.fine_map, mask_weight=args.mask_weight, width=args.width, depth=args.depth,
                              patience=args.patience, learning_rate=args.learning_rate,
-                             batch_size=args.batch_size, transplant_fraction=args.transplant)
+                             batch_size=args.batch_size, transplant_fraction=args.transplant,
+                             precision=args.precision)
     if not args.evaluate_only:
         began = time.monotonic()
         train(prepared, model, settings, masks_dir=None if args.no_masks else raw / "masks")

@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.common import print_table, write_results
 
-VARIANTS = ("defaults", "no-augment", "no-determinism", "bfloat16", "xla")
+VARIANTS = ("defaults", "float32", "bfloat16", "no-augment", "no-determinism", "xla")
 
 
 def _measure(variant: str, images: int, val: int, epochs: int) -> dict:
@@ -32,12 +32,12 @@ def _measure(variant: str, images: int, val: int, epochs: int) -> dict:
     if variant == "no-determinism":
         # _fit switches determinism on; this variant measures what that costs.
         tf.config.experimental.enable_op_determinism = lambda: None
-    if variant == "bfloat16":
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     if variant == "xla":
         compile_model = keras.Model.compile
         keras.Model.compile = lambda self, *args, **kwargs: compile_model(self, *args, **kwargs, jit_compile=True)
-    settings = TrainSettings(epochs=epochs, augment=variant != "no-augment")
+    # "defaults" trains in the precision "auto" picks on this processor (ml.precision); these two name one.
+    precision = variant if variant in ("float32", "bfloat16") else TrainSettings.precision
+    settings = TrainSettings(epochs=epochs, augment=variant != "no-augment", precision=precision)
     rng = np.random.default_rng(0)
     X = rng.random((images, settings.image_size, settings.image_size, 1), dtype=np.float32)
     y = (np.arange(images) % 2).astype(np.int64)

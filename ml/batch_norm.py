@@ -35,4 +35,4 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
     def _fusable(self, inputs) -> bool:
         return (keras.backend.backend() == "tensorflow" and len(inputs.shape) == 4
-                and self.axis in (-1, 3) and inputs.dtype == "float32")
+                and self.axis in (-1, 3) and inputs.dtype in ("float32", "bfloat16"))

@@ -43,7 +43,9 @@ class CamCells(layers.Layer):
 
 def training_model(classifier: keras.Model) -> keras.Model:
     """The classifier with a second output, OUTPUT: per-cell tumor probability on the activations' grid."""
-    cells = CamCells(classifier.get_layer("logit"), name=OUTPUT)(classifier.get_layer("activations").output)
+    # float32 like the classifier's head, whatever the convolutions compute in (ml.precision).
+    cells = CamCells(classifier.get_layer("logit"), name=OUTPUT, dtype="float32")(
+        classifier.get_layer("activations").output)
     return keras.Model(classifier.inputs, {"probability": classifier.output, OUTPUT: cells},
                        name=f"{classifier.name}_with_{OUTPUT}")
 

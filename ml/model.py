@@ -59,10 +59,12 @@ def build_tumorscreen(image_size: int = 128, width: int = 16, depth: int = 5, dr
     if fine is not None:
         coarse = layers.UpSampling2D(2 ** (depth - FINE_BLOCK), interpolation="bilinear", name="coarse_up")(x)
         x = layers.Concatenate(name="activations")([fine, coarse])
-    x = layers.GlobalAveragePooling2D(name="features")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    x = layers.Dense(1, name="logit")(x)
-    outputs = layers.Activation("sigmoid", name="probability")(x)
+    # The head is float32 whatever the convolutions compute in (ml.precision): the average of 64 cells, the
+    # logit and the probability keep their digits.
+    x = layers.GlobalAveragePooling2D(name="features", dtype="float32")(x)
+    x = layers.Dropout(dropout, name="dropout", dtype="float32")(x)
+    x = layers.Dense(1, name="logit", dtype="float32")(x)
+    outputs = layers.Activation("sigmoid", name="probability", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="tumorscreen")
 
 
@@ -77,8 +79,8 @@ def build_baseline(image_size: int = 128) -> keras.Model:
     x = layers.MaxPooling2D(name="pool3")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(128, activation="relu", name="features")(x)
-    x = layers.Dense(1, name="logit")(x)
-    outputs = layers.Activation("sigmoid", name="probability")(x)
+    x = layers.Dense(1, name="logit", dtype="float32")(x)
+    outputs = layers.Activation("sigmoid", name="probability", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="baseline")
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.dataset import as_floats
+from ml.precision import PRECISIONS, dtype_policy, resolve_precision
 
 FORMAT_VERSION = 1
 CLASS_NAMES = ("no_tumor", "tumor")
@@ -115,6 +116,9 @@ class TrainSettings:
     patience: int = 4
     architecture: str = "tumorscreen"
     review_band: float = 0.15
+    # What the convolutions compute in while training (ml.precision): "auto" is mixed bfloat16 where the
+    # processor has bfloat16 instructions, else float32. The model directory records what was used.
+    precision: str = "auto"
 
     def __post_init__(self):
         if not 0.0 < self.recall_target <= 1.0:
@@ -133,6 +137,8 @@ class TrainSettings:
             raise ValueError(f"review_band must be non-negative, got {self.review_band}")
         if self.fine_map and (problem := fine_map_error(self.architecture, self.image_size, self.depth)):
             raise ValueError(problem)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 def learns_from_masks(settings: TrainSettings) -> bool:
@@ -191,6 +197,7 @@ def _channel_moments(x):
     def channel_mean(values):
         return keras.ops.mean(keras.ops.mean(keras.ops.mean(values, axis=2), axis=1), axis=0)
 
+    x = keras.ops.cast(x, "float32")  # a network training in mixed bfloat16 (ml.precision) has bfloat16 maps
     mean = channel_mean(x)
     return mean, channel_mean(keras.ops.square(x - mean))
 
@@ -395,15 +402,14 @@ def _batch_norm_sample(X_train: np.ndarray, settings: TrainSettings) -> np.ndarr
 
 def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, should_stop,
          train_masks: np.ndarray | None = None, val_masks: np.ndarray | None = None):
-    """The trained Keras model (best validation loss), its per-epoch history, and how the classes were
-    balanced ({"appearance_clusters": the clusters used, 0 when none, "transplants": tumor scans made by
-    ml.transplant, "epoch_scans": int}).
+    """The trained Keras model (best validation loss; float32, whatever precision it trained in), its
+    per-epoch history, and how the classes were balanced ({"appearance_clusters": the clusters used, 0 when
+    none, "transplants": tumor scans made by ml.transplant, "epoch_scans": int}).
     With masks (N×S×S, zeros for tumor-free scans) the tumor masks are a second target (ml.lesion_map)."""
     import keras
     import tensorflow as tf
 
     from ml.lesion_map import OUTPUT, cell_targets, lesion_map_loss, training_model
-    from ml.model import build_model
 
     keras.utils.set_random_seed(settings.seed)
     tf.config.experimental.enable_op_determinism()
@@ -434,8 +440,9 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
         train_masks = None if train_masks is None else train_masks[order]
     balance["epoch_scans"] = int(len(X_train))
     norm_sample = _batch_norm_sample(X_train, settings)
-    model = build_model(settings.architecture, settings.image_size, settings.width, settings.depth, settings.dropout,
-                        settings.fine_map)
+    precision = resolve_precision(settings.precision)
+    with dtype_policy(precision):
+        model = _build(settings)
     steps = settings.epochs * int(np.ceil(len(X_train) / settings.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps, alpha=0.02)
     optimizer = keras.optimizers.Adam(schedule, use_ema=True, ema_momentum=ema_momentum(steps))
@@ -470,7 +477,18 @@ def _fit(X_train, y_train, X_val, y_val, settings: TrainSettings, on_epoch, shou
         # A progress bar on a terminal; one line per epoch in a worker's log.
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    if precision != "float32":
+        # Exported, calibrated and scored in float32, as inference runs it.
+        trained, model = model, _build(settings)
+        model.set_weights(trained.get_weights())
     return model, history, balance
+
+
+def _build(settings: TrainSettings):
+    from ml.model import build_model
+
+    return build_model(settings.architecture, settings.image_size, settings.width, settings.depth, settings.dropout,
+                       settings.fine_map)
 
 
 def _projection(features: np.ndarray) -> dict:
@@ -530,6 +548,7 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
         raise ValueError(f"tumor masks need a pooling head; the {settings.architecture} architecture has none")
     if not learns_from_masks(settings):
         train_masks = val_masks = None
+    settings = dataclasses.replace(settings, precision=resolve_precision(settings.precision))  # recorded as used
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     side = settings.image_size

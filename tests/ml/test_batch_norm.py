@@ -13,7 +13,7 @@ def _train_step(layer, images, upstream):
     with tf.GradientTape() as tape:
         tape.watch(images)
         outputs = layer(images, training=True)
-        loss = tf.reduce_sum(outputs * upstream)
+        loss = tf.reduce_sum(tf.cast(outputs, tf.float32) * upstream)
     return [np.asarray(value) for value in
             (outputs, *tape.gradient(loss, [images, layer.gamma, layer.beta]), layer.moving_mean, layer.moving_variance)]
 
@@ -90,3 +90,26 @@ def test_training_runs_the_fused_kernel_and_inference_does_not():
 
     assert "FusedBatchNormV3" in op_types(True)
     assert "FusedBatchNormV3" not in op_types(False)
+
+
+def test_a_mixed_bfloat16_training_step_runs_fused_and_matches_keras():
+    """Training in mixed bfloat16 (ml.precision) keeps the fused kernel: bfloat16 maps, float32 statistics."""
+    import tensorflow as tf
+
+    from ml.precision import dtype_policy
+
+    shape = (8, 16, 16, 4)
+    rng = np.random.default_rng(4)
+    images = tf.constant(rng.normal(2.0, 3.0, shape).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=shape).astype(np.float32))
+    with dtype_policy("bfloat16"):
+        keras_layer, fused_layer = _pair(shape, rng)
+    traced = tf.function(lambda batch: fused_layer(batch, training=True))
+    graph = traced.get_concrete_function(tf.TensorSpec(shape, tf.float32)).graph
+    assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}
+    expected, got = _train_step(keras_layer, images, upstream), _train_step(fused_layer, images, upstream)
+    assert got[0].dtype == tf.bfloat16.as_numpy_dtype and got[-1].dtype == np.float32
+    for name, want, have in zip(["outputs", "d images", "d gamma", "d beta", "moving mean", "moving variance"],
+                                expected, got):
+        want, have = np.asarray(want, np.float32), np.asarray(have, np.float32)
+        assert np.allclose(have, want, rtol=2e-2, atol=2e-2 * np.abs(want).max()), name

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from ml.precision import cpu_flags, resolve_precision
+from ml.train import TrainSettings
+from tests.model_fixtures import build_tiny_model_dir, tiny_images
+
+INDEX_TYPES = (onnx.TensorProto.INT32, onnx.TensorProto.INT64)  # shapes and axes, in any exported graph
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ({"fpu", "avx2", "avx512f", "avx512_bf16"}, "bfloat16"),
+    ({"fpu", "amx_bf16", "amx_tile"}, "bfloat16"),
+    ({"fpu", "avx2", "avx512f", "avx512_vnni"}, "float32"),
+    (set(), "float32"),
+])
+def test_auto_trains_in_bfloat16_only_where_the_processor_has_it(flags, expected):
+    assert resolve_precision("auto", frozenset(flags)) == expected
+
+
+def test_an_explicit_precision_is_kept_whatever_the_processor():
+    assert resolve_precision("bfloat16", frozenset()) == "bfloat16"
+    assert resolve_precision("float32", frozenset({"avx512_bf16"})) == "float32"
+
+
+def test_an_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match=r"^precision must be one of auto, float32, bfloat16, got 'float16'$"):
+        resolve_precision("float16")
+    with pytest.raises(ValueError, match=r"^precision must be one of auto, float32, bfloat16, got 'half'$"):
+        TrainSettings(precision="half")
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu sse2 avx512_bf16\n\n"
+                       "processor\t: 1\nflags\t\t: fpu sse2 avx512_bf16\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "sse2", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_a_model_trained_in_bfloat16_is_exported_and_saved_in_float32(tmp_path):
+    import keras
+
+    from ml.model import inference_model
+
+    metrics = build_tiny_model_dir(tmp_path / "m", precision="bfloat16")
+    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
+    assert metadata["settings"]["precision"] == "bfloat16"
+    assert metrics["accuracy"] >= 0.95  # it learnt the tiny task, as the float32 fixture does
+    graph = onnx.load(str(tmp_path / "m" / "model.onnx")).graph
+    weight_types = {tensor.data_type for tensor in graph.initializer if tensor.data_type not in INDEX_TYPES}
+    assert weight_types == {onnx.TensorProto.FLOAT}
+    assert not [node for node in graph.node if node.op_type == "Cast"
+                and any(attribute.i not in (onnx.TensorProto.FLOAT, *INDEX_TYPES) for attribute in node.attribute)]
+
+    images, _, _ = tiny_images(8, seed=42)
+    saved = keras.saving.load_model(tmp_path / "m" / "model.keras")
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+    keras_outputs = inference_model(saved).predict(images, verbose=0)
+    onnx_outputs = ort.InferenceSession(str(tmp_path / "m" / "model.onnx")).run(
+        ["probability", "logit", "features", "activations"], {"image": images})
+    for expected, actual in zip(keras_outputs, onnx_outputs):
+        np.testing.assert_allclose(actual, expected, atol=1e-4)
+
+
+def test_auto_is_recorded_as_the_precision_used(tiny_model_dir):
+    metadata = json.loads((tiny_model_dir / "metadata.json").read_text())
+    assert metadata["settings"]["precision"] == resolve_precision("auto")
