@@ -72,3 +72,14 @@ def test_a_model_trained_in_bfloat16_is_exported_and_saved_in_float32(tmp_path):
 def test_auto_is_recorded_as_the_precision_used(tiny_model_dir):
     metadata = json.loads((tiny_model_dir / "metadata.json").read_text())
     assert metadata["settings"]["precision"] == resolve_precision("auto")
+
+
+def test_train_command_refuses_an_unknown_precision(tmp_path, capsys):
+    from ml.commands.train import main as train_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--data", str(tmp_path), "--out", str(tmp_path / "m"), "--precision", "float16"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "error: argument --precision: invalid choice: 'float16' (choose from 'auto', 'float32', 'bfloat16')\n")
+    assert not (tmp_path / "m").exists()
