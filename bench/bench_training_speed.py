@@ -5,7 +5,9 @@
 Images are random: speed does not depend on what they show. The default sizes are one epoch of brain-mri
 (5,632 oversampled training scans, about 800 validation scans) at the default settings. Each variant runs
 in its own process, since TensorFlow's global switches (determinism, dtype policy) cannot be undone.
-The first epoch carries graph tracing; the figures are from the later ones.
+The first epoch carries graph tracing; the figures are from the later ones. Training returns a float32 network
+whatever it trained in (ml.precision), so for "bfloat16" the separate refresh and validation columns are float32's;
+its epoch times hold the bfloat16 refresh and validation.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 With "mixed_bfloat16" the convolutions and their gradients compute in bfloat16 while every weight, the
 optimizer's state, batch normalisation's statistics and the network's head (pooling, dense unit, sigmoid)
 stay float32. On a processor with AVX512-BF16 or AMX-BF16, oneDNN runs those convolutions natively: on an AMD
-EPYC host, brain-mri's epochs took 26-42 s against 41-84 s in float32 (`python -m bench.bench_real_data
+EPYC host, brain-mri's epochs took 26-43 s against 41-84 s in float32 (`python -m bench.bench_real_data
 --precision ...`, seed 0, one after another), with every model target met by both. Elsewhere bfloat16 would be
 emulated, so "auto" picks it only where it is native. What is exported and scored is always float32: training
 copies the weights into a float32 network before export, calibration and the threshold.
@@ -32,10 +32,14 @@ def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
     return frozenset()
 
 
-def resolve_precision(precision: str, flags: frozenset[str] | None = None) -> str:
-    """"float32" or "bfloat16": what `precision` ("auto", "float32" or "bfloat16") means on this processor."""
+def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
+def resolve_precision(precision: str, flags: frozenset[str] | None = None) -> str:
+    """"float32" or "bfloat16": what `precision` ("auto", "float32" or "bfloat16") means on this processor."""
+    check_precision(precision)
     if precision != "auto":
         return precision
     return "bfloat16" if (cpu_flags() if flags is None else flags) & BFLOAT16_CPU_FLAGS else "float32"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.dataset import as_floats
-from ml.precision import PRECISIONS, dtype_policy, resolve_precision
+from ml.precision import check_precision, dtype_policy, resolve_precision
 
 FORMAT_VERSION = 1
 CLASS_NAMES = ("no_tumor", "tumor")
@@ -137,8 +137,7 @@ class TrainSettings:
             raise ValueError(f"review_band must be non-negative, got {self.review_band}")
         if self.fine_map and (problem := fine_map_error(self.architecture, self.image_size, self.depth)):
             raise ValueError(problem)
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision)
 
 
 def learns_from_masks(settings: TrainSettings) -> bool:
