@@ -3,8 +3,9 @@
     python -m bench.bench_inference --model MODEL_DIR [--repeats 200] [--batch 64]
 
 Both run the exported four-output network (the one screening uses); TensorFlow through a compiled
-`tf.function`, its fastest path. ONNX Runtime is timed for the bare forward pass and for the whole
-`Predictor.predict` (calibration, heatmap upsampling, feature position).
+`tf.function`, its fastest path. ONNX Runtime is timed for the bare forward pass (`Predictor.forward`, in
+the predictor's chunks), for the whole `Predictor.predict` (calibration, heatmap upsampling, feature
+position) and, for comparison, for the batch in one session run (as the predictor ran it until late 2026-12-05).
 """
 from __future__ import annotations
 
@@ -43,8 +44,9 @@ def onnx_rows(model_dir: Path, images: np.ndarray, repeats: int, batch: int) -> 
         full50, full95 = percentiles(time_calls(lambda: predictor.predict(one), repeats))
         batch_s = min(time_calls(lambda: predictor.forward(images[:batch]), 5))
         full_batch_s = min(time_calls(lambda: predictor.predict(images[:batch]), 5))
+        one_run_s = min(time_calls(lambda: predictor.session.run(None, {"image": images[:batch, ..., None]}), 5))
         rows.append([f"onnxruntime ({threads} thread{'s' if threads > 1 else ''})", p50, p95, full50, full95,
-                     batch / batch_s, batch / full_batch_s])
+                     batch / batch_s, batch / full_batch_s, batch / one_run_s])
     return rows
 
 
@@ -60,7 +62,7 @@ def tensorflow_row(model_dir: Path, images: np.ndarray, repeats: int, batch: int
     many = tf.constant(images[:batch, ..., None])
     p50, p95 = percentiles(time_calls(lambda: [t.numpy() for t in forward(one)], repeats))
     batch_s = min(time_calls(lambda: [t.numpy() for t in forward(many)], 5))
-    return ["tensorflow tf.function", p50, p95, None, None, batch / batch_s, None]
+    return ["tensorflow tf.function", p50, p95, None, None, batch / batch_s, None, None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = onnx_rows(args.model, images, args.repeats, args.batch)
     rows.append(tensorflow_row(args.model, images, args.repeats, args.batch))
     headers = ["runtime", "1 img p50 ms", "1 img p95 ms", "predict p50 ms", "predict p95 ms",
-               f"batch {args.batch} img/s", "predict img/s"]
+               f"batch {args.batch} img/s", "predict img/s", "one run img/s"]
     print(f"model {args.model} ({size}×{size} px), {args.repeats} single-image runs")
     print_table(headers, rows)
     write_results("inference", {"model": str(args.model), "image_size": size,

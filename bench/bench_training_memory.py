@@ -76,14 +76,14 @@ def _onnx_session(model):
     return inference_session(to_onnx_bytes(model), intra_op_threads=0)  # as ml.train.train_arrays makes it
 
 
-def _onnx_pass(way: str, session, images: np.ndarray) -> None:
+def _onnx_pass(way: str, session, images: np.ndarray, largest_map_floats: int) -> None:
     import ml.train
 
     if way == "256":
         for start in range(0, len(images), 256):
             session.run(["logit", "features"], {"image": images[start:start + 256]})
     else:
-        ml.train._raw_outputs(session, images[..., 0])
+        ml.train._raw_outputs(session, images[..., 0], largest_map_floats)
 
 
 def _epoch_pass(way: str, scans: int, size: int) -> dict:
@@ -107,7 +107,7 @@ def _epoch_pass(way: str, scans: int, size: int) -> dict:
 def _measure(part: str, way: str, scans: int, size: int, epoch_scans: int) -> dict:
     import keras
 
-    from ml.model import build_model
+    from ml.model import build_model, largest_map_floats
 
     keras.utils.set_random_seed(0)
     if part == "dataset":
@@ -118,7 +118,8 @@ def _measure(part: str, way: str, scans: int, size: int, epoch_scans: int) -> di
     session = _onnx_session(model) if part == "onnx" else None  # the export, before what is measured
     before = _rss_mib()
     began = time.perf_counter()
-    statistics = _refresh(way, model, images) if part == "refresh" else _onnx_pass(way, session, images)
+    statistics = (_refresh(way, model, images) if part == "refresh"
+                  else _onnx_pass(way, session, images, largest_map_floats(model)))
     return {"before_mib": before, "after_mib": _rss_mib(), "seconds": time.perf_counter() - began,
             "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "statistics": statistics}
 

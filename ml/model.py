@@ -6,6 +6,8 @@ map Σ wₖ·Aₖ is exact for this head because a single linear layer follows t
 """
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers
 
@@ -124,6 +126,11 @@ def inference_model(model: keras.Model) -> keras.Model:
     logit = model.get_layer("logit")(features)
     probability = model.get_layer("probability")(logit)
     return keras.Model(image, [probability, logit, features, activations], name=f"{model.name}_inference")
+
+
+def largest_map_floats(model: keras.Model) -> int:
+    """Floats in one scan's largest layer output (for the default network, its first block's maps)."""
+    return max(math.prod(layer.output.shape[1:]) for layer in model.layers)
 
 
 def cam_weights(model: keras.Model) -> tuple[list[float], float] | None:

@@ -504,13 +504,13 @@ def _as_images(X: np.ndarray) -> np.ndarray:
     return X[..., 0] if X.ndim == 4 else X
 
 
-def _raw_outputs(session, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _raw_outputs(session, X: np.ndarray, largest_map_floats: int) -> tuple[np.ndarray, np.ndarray]:
     from ml.predictor import chunk_size
 
     # In the predictor's chunks: over 1,024 scans at 128 px, batches of 256 took the process's resident memory
     # to a peak of 1,992 MiB, chunks of 64 to 1,318 MiB, in the same time (bench/bench_training_memory.py).
     logits, features = [], []
-    chunk = chunk_size(session)
+    chunk = chunk_size(session, largest_map_floats)
     for start in range(0, len(X), chunk):
         batch = as_floats(_as_images(X[start:start + chunk]))[..., None]
         logit, feature = session.run(["logit", "features"], {"image": batch})
@@ -538,7 +538,7 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     from ml.evaluate import evaluate_arrays
     from ml.export import to_onnx_bytes
     from ml.metrics import binary_metrics, curves
-    from ml.model import cam_weights
+    from ml.model import cam_weights, largest_map_floats
     from ml.predictor import Predictor, inference_session
 
     if (train_masks is None) != (val_masks is None):
@@ -567,10 +567,11 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
 
     onnx_bytes = to_onnx_bytes(model)
     session = inference_session(onnx_bytes, intra_op_threads=0)
-    val_logits, val_features = _raw_outputs(session, X_val)
+    largest_map = largest_map_floats(model)
+    val_logits, val_features = _raw_outputs(session, X_val, largest_map)
     rng = np.random.default_rng(settings.seed)
     sample = rng.permutation(len(X_train))[:PROJECTION_SAMPLE]
-    _, train_features = _raw_outputs(session, X_train[sample])
+    _, train_features = _raw_outputs(session, X_train[sample], largest_map)
     temperature, calibration_bias = fit_calibration(val_logits, y_val)
     val_probability = apply_temperature(val_logits, temperature, calibration_bias)
     threshold = choose_threshold(y_val, val_probability, settings.recall_target,
@@ -598,6 +599,7 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
         "settings": dataclasses.asdict(settings),
         "balance": balance,
         "parameters": int(model.count_params()),
+        "largest_map_floats": largest_map,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (out_dir / "model.onnx").write_bytes(onnx_bytes)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ml.evaluate import heatmap_scores
-from ml.predictor import Predictor, class_activation_map
+from ml.predictor import MAP_BUDGET, Predictor, chunk_size, class_activation_map
 from tests.model_fixtures import build_tiny_model_dir, tiny_images
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,6 +127,32 @@ def test_large_activations_are_predicted_in_smaller_chunks_with_the_same_answers
     for i, single in zip(range(0, 100, 7), alone):
         assert together[i].probability == pytest.approx(single.probability, abs=1e-6)
         np.testing.assert_allclose(together[i].heatmap, single.heatmap, atol=1e-5)
+
+
+def test_the_largest_map_is_recorded_and_bounds_the_chunk(tiny_model_dir):
+    """The session runs without ONNX Runtime's arena: maps over glibc's 32 MiB mmap ceiling would be faulted
+    in afresh at every call. The default network's first block holds 1 MiB a scan at 128 px: 16 a chunk."""
+    predictor = Predictor.from_dir(tiny_model_dir)
+    assert predictor.metadata["largest_map_floats"] == 64 * 64 * 8  # the first block: 8 maps at full size
+    assert predictor.chunk == 64
+    assert chunk_size(predictor.session, 128 * 128 * 16) == 16
+    assert chunk_size(predictor.session, 10 ** 9) == 1
+
+
+def test_a_batch_larger_than_a_chunk_gives_the_outputs_of_one_run(tiny_model_dir):
+    metadata = json.loads((tiny_model_dir / "metadata.json").read_text())
+    metadata["largest_map_floats"] = MAP_BUDGET // (4 * 5)
+    predictor = Predictor.from_files((tiny_model_dir / "model.onnx").read_bytes(), metadata)
+    assert predictor.chunk == 5
+    images = tiny_images(23, seed=13)[0][..., 0]
+    chunked = predictor.forward(images)
+    logit, features, activations = predictor.session.run(["logit", "features", "activations"],
+                                                         {"image": images[..., None]})
+    np.testing.assert_allclose(chunked["logit"], logit[:, 0], atol=1e-5)
+    np.testing.assert_allclose(chunked["features"], features, atol=1e-5)
+    np.testing.assert_allclose(chunked["activations"], activations, atol=1e-5)
+    empty = predictor.forward(np.zeros((0, 64, 64), np.float32))
+    assert empty["logit"].shape == (0,) and empty["activations"].shape == (0, *activations.shape[1:])
 
 
 def test_predicting_never_imports_tensorflow(tiny_model_dir):
