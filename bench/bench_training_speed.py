@@ -37,7 +37,7 @@ def _measure(variant: str, images: int, val: int, epochs: int) -> dict:
     if variant == "xla":
         compile_model = keras.Model.compile
         keras.Model.compile = lambda self, *args, **kwargs: compile_model(self, *args, **kwargs, jit_compile=True)
-    # "defaults" trains in the precision "auto" picks on this processor (ml.precision); these two name one.
+    # "defaults" trains in TrainSettings' precision (ml.precision); these two name one.
     precision = variant if variant in ("float32", "bfloat16") else TrainSettings.precision
     settings = TrainSettings(epochs=epochs, augment=variant != "no-augment", precision=precision)
     rng = np.random.default_rng(0)

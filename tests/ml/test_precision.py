@@ -69,8 +69,14 @@ def test_a_model_trained_in_bfloat16_is_exported_and_saved_in_float32(tmp_path):
         np.testing.assert_allclose(actual, expected, atol=1e-4)
 
 
-def test_auto_is_recorded_as_the_precision_used(tiny_model_dir):
+def test_float32_is_the_default_and_recorded(tiny_model_dir):
     metadata = json.loads((tiny_model_dir / "metadata.json").read_text())
+    assert metadata["settings"]["precision"] == "float32"
+
+
+def test_auto_is_recorded_as_the_precision_it_resolved_to(tmp_path):
+    build_tiny_model_dir(tmp_path / "m", epochs=1, precision="auto")
+    metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
     assert metadata["settings"]["precision"] == resolve_precision("auto")
 
 
