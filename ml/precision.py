@@ -1,14 +1,14 @@
 """The arithmetic training runs in: float32 (the default), or mixed bfloat16 where the processor has it.
 
-With "mixed_bfloat16" the convolutions and their gradients compute in bfloat16 while every weight, the
-optimizer's state, batch normalisation's statistics and the network's head (pooling, dense unit, sigmoid)
-stay float32. On a processor with AVX512-BF16 or AMX-BF16, oneDNN runs those convolutions natively: on an AMD
-EPYC host, brain-mri's epochs took 26-43 s against 41-84 s in float32 (`python -m bench.bench_real_data
---precision ...`, seed 0, one after another). It scored a little lower: seeds 0, 1, 4, 5 and 6 on that host
-gave ROC-AUC +0.0003, -0.0009, 0, -0.0007 and -0.0004 against float32's, and missed a model target in three
-seeds where float32 missed one, so the default is float32. Elsewhere bfloat16 would be emulated, so "auto" picks it
-only where it is native. What is exported and scored is always float32: training copies the weights into a
-float32 network before export, calibration and the threshold.
+With "mixed_bfloat16" the convolutions and their gradients compute in bfloat16 while every weight, the optimizer's
+state, batch normalisation's statistics and the network's head (pooling, dense unit, sigmoid) stay float32. On a
+processor with AVX512-BF16 or AMX-BF16, oneDNN runs those convolutions natively: on an AMD EPYC host, brain-mri's
+epochs took 26-43 s against 41-84 s in float32 (`python -m bench.bench_real_data --precision ...`, seed 0, one
+after another). It scored a little lower: seeds 0-6 on that host gave ROC-AUC +0.0003, -0.0009, -0.0003, +0.0003,
+0, -0.0007 and -0.0004 against float32's, and missed a model target in three seeds of the seven where float32
+missed one, so the default is float32. Elsewhere bfloat16 would be emulated, so "auto" picks it only where it is
+native. What is exported and scored is always float32: training copies the weights into a float32 network before
+export, calibration and the threshold.
 """
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ class TrainSettings:
     review_band: float = 0.15
     # What the convolutions compute in while training (ml.precision): "bfloat16" is mixed bfloat16, "auto" that
     # where the processor has bfloat16 instructions, else float32. The model directory records what was used.
-    # float32 by default: in mixed bfloat16, brain-mri missed a target in three seeds of five where float32
+    # float32 by default: in mixed bfloat16, brain-mri missed a target in three seeds of seven where float32
     # missed one (the same AMD host, docs/MODEL.md), for about half the training time.
     precision: str = "float32"
 
