@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +73,15 @@ def chunk_size(session: ort.InferenceSession, largest_map_floats: int) -> int:
     return int(np.clip(chunk, 1, CHUNK))
 
 
+def run_in_chunks(session: ort.InferenceSession, names: tuple[str, ...], images: np.ndarray, chunk: int,
+                  as_input: Callable[[np.ndarray], np.ndarray] = lambda scans: scans) -> list[np.ndarray]:
+    """The `names` outputs for N×S×S `images`, run `chunk` scans at a time and joined. `as_input` makes a chunk
+    float32 (training passes 8-bit codes); an empty batch still runs once, so that its outputs have their shapes."""
+    runs = [session.run(list(names), {"image": as_input(images[start:start + chunk])[..., None]})
+            for start in range(0, max(len(images), 1), chunk)]
+    return [np.concatenate([run[i] for run in runs]) for i in range(len(names))]
+
+
 def inference_session(onnx_bytes: bytes, intra_op_threads: int = 1) -> ort.InferenceSession:
     """An ONNX Runtime session on the CPU without its memory arena (0 threads: as many as ONNX Runtime picks)."""
     options = ort.SessionOptions()
@@ -124,14 +134,9 @@ class Predictor:
 
     def forward(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Raw model outputs for N×S×S images: logit (N,), features (N×C), activations (N×h×w×C)."""
-        images = self._check(images)
-        names = ("logit", "features", "activations")
-        # An empty batch still runs once, so that its outputs have their shapes.
-        chunks = [self.session.run(list(names), {"image": images[start:start + self.chunk, ..., None]})
-                  for start in range(0, max(len(images), 1), self.chunk)]
-        outputs = {name: np.concatenate([chunk[i] for chunk in chunks]) for i, name in enumerate(names)}
-        outputs["logit"] = outputs["logit"][:, 0]
-        return outputs
+        logit, features, activations = run_in_chunks(self.session, ("logit", "features", "activations"),
+                                                     self._check(images), self.chunk)
+        return {"logit": logit[:, 0], "features": features, "activations": activations}
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         return apply_temperature(logits, self.temperature, self.calibration_bias)

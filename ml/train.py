@@ -507,18 +507,13 @@ def _as_images(X: np.ndarray) -> np.ndarray:
 
 
 def _raw_outputs(session, X: np.ndarray, largest_map_floats: int) -> tuple[np.ndarray, np.ndarray]:
-    from ml.predictor import chunk_size
+    from ml.predictor import chunk_size, run_in_chunks
 
     # In the predictor's chunks: over 1,024 scans at 128 px, batches of 256 took the process's resident memory
     # to a peak of 1,992 MiB, chunks of 64 to 1,318 MiB, in the same time (bench/bench_training_memory.py).
-    logits, features = [], []
-    chunk = chunk_size(session, largest_map_floats)
-    for start in range(0, len(X), chunk):
-        batch = as_floats(_as_images(X[start:start + chunk]))[..., None]
-        logit, feature = session.run(["logit", "features"], {"image": batch})
-        logits.append(logit[:, 0])
-        features.append(feature)
-    return np.concatenate(logits), np.concatenate(features)
+    logit, features = run_in_chunks(session, ("logit", "features"), _as_images(X),
+                                    chunk_size(session, largest_map_floats), as_input=as_floats)
+    return logit[:, 0], features
 
 
 def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
