@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         with session_scope() as session:
             predicted = session.scalar(select(func.count()).select_from(Prediction).join(Scan)
                                        .where(Scan.batch_id == result.batch_id, Prediction.heatmap_blob.is_not(None)))
-    forward_1 = forward_throughput(model_dir, threads=1)
-    forward_2 = forward_throughput(model_dir, threads=2)
+    from core.config import get_settings
+
+    worker_threads = get_settings().inference_threads
+    forward = {threads: forward_throughput(model_dir, threads) for threads in sorted({1, 2, worker_threads})}
     rate = args.scans / total_s
     rows = [
         ["batch status", status],
@@ -76,20 +78,24 @@ def main(argv: list[str] | None = None) -> int:
         ["intake to last prediction stored", f"{total_s:.2f} s"],
         ["screening after intake", f"{total_s - intake_s:.2f} s"],
         ["end-to-end throughput", f"{rate:.0f} scans/s"],
-        ["bare ONNX forward, 1 thread (as the worker runs it)", f"{forward_1:.0f} img/s"],
-        ["bare ONNX forward, 2 threads", f"{forward_2:.0f} img/s"],
-        ["end-to-end / bare forward (1 thread)", f"{rate / forward_1:.2f}"],
+        ["bare ONNX forward, 1 thread", f"{forward[1]:.0f} img/s"],
+        ["bare ONNX forward, 2 threads", f"{forward[2]:.0f} img/s"],
+        [f"end-to-end / bare forward on the worker's threads ({worker_threads})",
+         f"{rate / forward[worker_threads]:.2f}"],
         ["worker peak resident memory, RSS sum (main + children)", f"{memory.peak_mib:.0f} MiB"],
         ["  at that moment, per process", ", ".join(f"{k} {v:.0f}" for k, v in memory.per_process_mib.items())],
         ["worker peak proportional memory, PSS sum", f"{memory.peak_pss_mib:.0f} MiB"],
         ["TensorFlow mapped in the worker", "yes" if memory.tensorflow_loaded else "no"],
     ]
-    print(f"\n{args.scans} scans in one batch, one worker (concurrency 1); load average {load_average()}")
+    print(f"\n{args.scans} scans in one batch, one worker (concurrency 1, TUMORSCREEN_INFERENCE_THREADS="
+          f"{worker_threads}); load average {load_average()}")
     print_table(["measure", "value"], rows)
     write_results("screening_batch", {"scans": args.scans, "side": args.side, "status": status, "predicted": predicted,
                                       "intake_s": intake_s, "total_s": total_s, "scans_per_s": rate,
-                                      "forward_img_per_s_1_thread": forward_1, "forward_img_per_s_2_threads": forward_2,
-                                      "ratio_to_forward": rate / forward_1, "worker_peak_mib": memory.peak_mib,
+                                      "forward_img_per_s_1_thread": forward[1],
+                                      "forward_img_per_s_2_threads": forward[2], "worker_threads": worker_threads,
+                                      "ratio_to_forward": rate / forward[worker_threads],
+                                      "worker_peak_mib": memory.peak_mib,
                                       "worker_peak_pss_mib": memory.peak_pss_mib, "per_process_mib": memory.per_process_mib,
                                       "tensorflow_loaded": memory.tensorflow_loaded, "load_average": load_average()})
     return 0

@@ -46,6 +46,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str
@@ -61,6 +68,7 @@ class Settings:
     review_band: float
     recall_target: float
     chunk_size: int
+    inference_threads: int
     sweep_interval_s: float
     stale_after_s: float
     task_soft_time_limit_s: int
@@ -113,6 +121,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "TUMORSCREEN_REVIEW_BAND": ("0.1", "predictions within this distance of the threshold need review"),
     "TUMORSCREEN_RECALL_TARGET": ("0.99", "recall a model must reach to be promoted without override"),
     "TUMORSCREEN_CHUNK_SIZE": ("64", "scans per screening task"),
+    "TUMORSCREEN_INFERENCE_THREADS": ("2", "threads of a worker's forward pass; 1 where each worker has a core"),
     "TUMORSCREEN_SWEEP_INTERVAL_S": ("30", "how often the sweeper looks for stuck batches"),
     "TUMORSCREEN_STALE_AFTER_S": ("120", "a queued/running batch with no progress for this long is re-sent"),
     "TUMORSCREEN_TASK_SOFT_LIMIT_S": ("300", "soft time limit of a screening chunk"),
@@ -154,6 +163,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         review_band=_float(env, "TUMORSCREEN_REVIEW_BAND", 0.1),
         recall_target=_float(env, "TUMORSCREEN_RECALL_TARGET", 0.99),
         chunk_size=_int(env, "TUMORSCREEN_CHUNK_SIZE", 64),
+        inference_threads=_positive_int(env, "TUMORSCREEN_INFERENCE_THREADS", 2),
         sweep_interval_s=_float(env, "TUMORSCREEN_SWEEP_INTERVAL_S", 30.0),
         stale_after_s=_float(env, "TUMORSCREEN_STALE_AFTER_S", 120.0),
         task_soft_time_limit_s=_int(env, "TUMORSCREEN_TASK_SOFT_LIMIT_S", 300),

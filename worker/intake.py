@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,12 @@ from worker.queueing import SCREEN_BATCH, enqueue
 log = logging.getLogger(__name__)
 
 NO_FILE_ACCEPTED = "no file could be screened (see each file's error)"
+
+# Files are decoded and normalised on this many threads: OpenCV, Pillow and NumPy's sorts release the
+# GIL, and the screening worker is idle until the batch commits. 1,000 head slices of 256 px (Intel
+# host, 2026-12-06): 4.5 ms a file on one thread, 2.9-3.1 ms on two. Capped at two because a dyno's
+# os.cpu_count() is the host's, not its share of it.
+PREPARE_THREADS = min(2, os.cpu_count() or 1)
 
 
 class BatchRefused(ValueError):
@@ -78,19 +86,25 @@ def submit_batch(files: list[IntakeFile], user_id: int | None, source: str = "we
     if len(entries) > settings.max_batch_files:
         raise BatchRefused(f"{len(entries):,} files in one batch; the limit is {settings.max_batch_files:,}")
 
-    # Decoding happens before the transaction opens, so the database is held only to write.
+    # Decoding happens before the transaction opens, so the database is held only to write. Each
+    # distinct content within the limits is decoded once; a later copy points at its first file.
+    digests = [None if refusal else hashlib.sha256(data).hexdigest() for _, data, refusal in entries]
     first_by_hash: dict[str, int] = {}
+    for index, digest in enumerate(digests):
+        if digest is not None:
+            first_by_hash.setdefault(digest, index)
+    firsts = sorted(first_by_hash.values())
+    with ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="intake") as pool:
+        prepared = dict(zip(firsts, pool.map(lambda i: _prepare(entries[i][0], entries[i][1], settings), firsts)))
     outcomes: list[tuple[str, int, str | None, _Prepared | str | int]] = []
-    for index, (name, data, refusal) in enumerate(entries):
+    for index, ((name, data, refusal), digest) in enumerate(zip(entries, digests)):
         if refusal is not None:
-            outcomes.append((name, len(data), None, refusal))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in first_by_hash:
-            outcomes.append((name, len(data), digest, first_by_hash[digest]))
-            continue
-        first_by_hash[digest] = index
-        outcomes.append((name, len(data), digest, _prepare(name, data, settings)))
+            outcome: _Prepared | str | int = refusal
+        elif first_by_hash[digest] != index:
+            outcome = first_by_hash[digest]
+        else:
+            outcome = prepared[index]
+        outcomes.append((name, len(data), digest, outcome))
 
     result = _store(outcomes, user_id, source)
     if result.accepted:

@@ -29,7 +29,7 @@ def predictor_for(session: Session, version: ModelVersion) -> Predictor:
         if _loaded is not None and _loaded[0] == version.version:
             return _loaded[1]
         folder = materialise(session, version)
-        predictor = Predictor.from_dir(folder, intra_op_threads=1)
+        predictor = Predictor.from_dir(folder, intra_op_threads=get_settings().inference_threads)
         _loaded = (version.version, predictor)
         return predictor
 

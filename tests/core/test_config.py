@@ -40,3 +40,9 @@ def test_production_refuses_to_start_without_secret_key(tmp_path: Path) -> None:
 def test_a_malformed_number_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="TUMORSCREEN_MAX_FILE_MB must be a number, got 'lots'"):
         load_settings({"TUMORSCREEN_DATA_DIR": str(tmp_path), "TUMORSCREEN_MAX_FILE_MB": "lots"})
+
+
+@pytest.mark.parametrize("raw", ["0", "-2"])
+def test_inference_threads_below_one_are_refused(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"^TUMORSCREEN_INFERENCE_THREADS must be at least 1, got {raw}$"):
+        load_settings({"TUMORSCREEN_DATA_DIR": str(tmp_path), "TUMORSCREEN_INFERENCE_THREADS": raw})

@@ -148,3 +148,31 @@ def test_an_unreachable_broker_leaves_the_batch_queued_and_the_upload_succeeds(m
     with session_scope(env.database_url) as session:
         batch = session.get(Batch, result.batch_id)
         assert (batch.status, batch.enqueued_at) == ("queued", None)
+
+
+def test_files_prepared_side_by_side_keep_their_order_and_their_own_images(make_env) -> None:
+    env = make_env()
+    from core.config import get_settings
+    from core.db import session_scope
+    from core.models import Scan
+    from core.storage import blob_store
+    from worker.intake import IntakeFile, _prepare, submit_batch
+
+    heads = [_head(seed) for seed in range(9)]
+    files = [IntakeFile(f"head-{i}.png", data) for i, data in enumerate(heads)]
+    files[4:4] = [IntakeFile("notes.txt", b"hello"), IntakeFile("head-2-again.png", heads[2])]
+
+    result = submit_batch(files, user_id=None)
+
+    assert result.accepted == 9
+    assert result.rejected == [("notes.txt", "not an image (a text file)")]
+    assert result.duplicates == [("head-2-again.png", "head-2.png")]
+    with session_scope(env.database_url) as session:
+        scans = list(session.scalars(select(Scan).where(Scan.batch_id == result.batch_id).order_by(Scan.position)))
+        assert [(s.filename, s.status) for s in scans] == [
+            ("head-0.png", "pending"), ("head-1.png", "pending"), ("head-2.png", "pending"),
+            ("head-3.png", "pending"), ("notes.txt", "rejected"), ("head-2-again.png", "duplicate"),
+            *[(f"head-{i}.png", "pending") for i in range(4, 9)]]
+        stored = {s.filename: blob_store.get(session, s.image_blob) for s in scans if s.status == "pending"}
+    for i, data in enumerate(heads):
+        assert stored[f"head-{i}.png"] == _prepare(f"head-{i}.png", data, get_settings()).image_png
