@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 NO_FILE_ACCEPTED = "no file could be screened (see each file's error)"
 
 # Files are decoded and normalised on this many threads: OpenCV, Pillow and NumPy's sorts release the
-# GIL, and the screening worker is idle until the batch commits. 1,000 head slices of 256 px (Intel
+# GIL, and the screening worker is idle until the batch commits. 400 head slices of 256 px (Intel
 # host, 2026-12-06): 4.5 ms a file on one thread, 2.9-3.1 ms on two. Capped at two because a dyno's
 # os.cpu_count() is the host's, not its share of it.
 PREPARE_THREADS = min(2, os.cpu_count() or 1)
