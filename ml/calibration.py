@@ -10,6 +10,8 @@ NumPy and SciPy only: the predictor applies the same sigmoid at inference withou
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
@@ -126,3 +128,23 @@ def _bootstrap_kept(tumor_groups: np.ndarray, recall_target: float, confidence: 
     # Recall when the first k+1 tumors are kept, in the worst (1 − confidence) share of draws.
     reached = np.quantile(recall, 1.0 - confidence, axis=0) >= recall_target - 1e-12
     return int(np.argmax(reached)) + 1
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """What training fits on validation: the calibration, then the threshold on calibrated probabilities."""
+
+    temperature: float
+    bias: float
+    threshold: float
+    probability: np.ndarray  # validation's calibrated probabilities
+
+
+def fit_operating_point(logits: np.ndarray, y_true: np.ndarray, recall_target: float, *,
+                        confidence: float | None = None, groups: np.ndarray | None = None,
+                        seed: int = 0) -> OperatingPoint:
+    """fit_calibration on validation's logits, then choose_threshold on the probabilities it gives."""
+    temperature, bias = fit_calibration(logits, y_true)
+    probability = apply_temperature(logits, temperature, bias)
+    threshold = choose_threshold(y_true, probability, recall_target, confidence=confidence, groups=groups, seed=seed)
+    return OperatingPoint(temperature, bias, threshold, probability)

@@ -9,14 +9,15 @@ OUTPUT_NAMES = ("probability", "logit", "features", "activations")
 OPSET = 17
 
 
-def to_onnx_bytes(model: keras.Model) -> bytes:
-    """The serialised ONNX model: input "image" (N×S×S×1 float32), outputs `OUTPUT_NAMES` in that order."""
+def to_onnx_bytes(model: keras.Model, turned_view: bool = True) -> bytes:
+    """The serialised ONNX model: input "image" (N×S×S×1 float32), outputs `OUTPUT_NAMES` in that order.
+    `turned_view`: see ml.model.inference_model."""
     import tensorflow as tf
     import tf2onnx
 
     from ml.model import inference_model
 
-    exported = inference_model(model)
+    exported = inference_model(model, turned_view)
     size = model.input_shape[1]
     # Keras 3 functional models must have been called once before tf2onnx can trace them.
     exported(tf.zeros((1, size, size, 1)))

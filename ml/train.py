@@ -531,7 +531,7 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
 
     Returns the test metrics (evaluate's keys) plus "validation" and "training" summaries.
     """
-    from ml.calibration import apply_temperature, choose_threshold, fit_calibration
+    from ml.calibration import fit_operating_point
     from ml.evaluate import evaluate_arrays
     from ml.export import to_onnx_bytes
     from ml.metrics import binary_metrics, curves
@@ -569,19 +569,17 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     rng = np.random.default_rng(settings.seed)
     sample = rng.permutation(len(X_train))[:PROJECTION_SAMPLE]
     _, train_features = _raw_outputs(session, X_train[sample], largest_map)
-    temperature, calibration_bias = fit_calibration(val_logits, y_val)
-    val_probability = apply_temperature(val_logits, temperature, calibration_bias)
-    threshold = choose_threshold(y_val, val_probability, settings.recall_target,
-                                 confidence=settings.recall_confidence, groups=val_groups, seed=settings.seed)
+    operating = fit_operating_point(val_logits, y_val, settings.recall_target,
+                                    confidence=settings.recall_confidence, groups=val_groups, seed=settings.seed)
     weights = cam_weights(model)
     metadata = {
         "format_version": FORMAT_VERSION,
         "image_size": settings.image_size,
         "preprocessing": preprocessing or {"input": "ml.normalise.prepare_image", "size": settings.image_size,
                                            "channels": 1, "value_range": [0.0, 1.0]},
-        "threshold": threshold,
-        "temperature": temperature,
-        "calibration_bias": calibration_bias,
+        "threshold": operating.threshold,
+        "temperature": operating.temperature,
+        "calibration_bias": operating.bias,
         "review_band": settings.review_band,
         "recall_target": settings.recall_target,
         "recall_confidence": settings.recall_confidence,
@@ -606,7 +604,7 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     del session
     predictor = Predictor.from_files(onnx_bytes, metadata)
     metrics, scores = evaluate_arrays(predictor, X_test[..., 0], y_test)
-    validation = binary_metrics(y_val, val_probability, threshold)
+    validation = binary_metrics(y_val, operating.probability, operating.threshold)
     metrics["validation"] = {key: validation[key] for key in ("n", "accuracy", "recall", "specificity", "roc_auc")}
     # The epoch early stopping kept: with masks it watched the total loss (the label's is "val_loss").
     best = min(history, key=lambda entry: entry.get("val_total_loss", entry.get("val_loss", np.inf)))

@@ -44,6 +44,29 @@ def test_fine_map_onnx_agrees_with_keras_and_its_map_gives_the_logit():
     np.testing.assert_allclose(cam.mean(axis=(1, 2)) + bias, onnx_outputs[1][:, 0], atol=1e-4)
 
 
+def test_the_export_averages_the_scan_upright_and_turned_unless_told_to_look_once():
+    import keras
+
+    from ml.export import to_onnx_bytes
+
+    keras.utils.set_random_seed(0)
+    model = build_model(image_size=64, width=4, depth=4)
+    kernel, bias = model.get_layer("logit").get_weights()
+    model.get_layer("logit").set_weights([kernel * 1000, bias])  # logits far enough apart to tell the views by
+    logit_of = keras.Model(model.inputs, model.get_layer("logit").output)
+    images, _, _ = tiny_images(4, seed=3)
+    upright = logit_of.predict(images, verbose=0)[:, 0]
+    turned = logit_of.predict(images[:, ::-1, ::-1].copy(), verbose=0)[:, 0]
+    assert np.abs(upright - turned).min() > 1e-2  # the views differ, so their mean is neither of them
+
+    def exported_logit(turned_view: bool) -> np.ndarray:
+        session = ort.InferenceSession(to_onnx_bytes(model, turned_view=turned_view))
+        return session.run(["logit"], {"image": images})[0][:, 0]
+
+    np.testing.assert_allclose(exported_logit(True), (upright + turned) / 2, atol=1e-3)
+    np.testing.assert_allclose(exported_logit(False), upright, atol=1e-3)
+
+
 def test_baseline_is_the_earlier_products_network():
     # 3 conv blocks (32, 64, 128) + Flatten + Dense 128 at 128 px: 3.3 million parameters, as reported.
     assert build_model("baseline", image_size=128).count_params() == 3_304_193
