@@ -111,11 +111,11 @@ def inference_model(model: keras.Model, turned_view: bool = True) -> keras.Model
     With a pooling head (and `turned_view`), the convolutions also see the scan turned by 180° and their
     maps, turned back, are averaged with the upright ones before pooling. Pooling and the dense unit are
     linear, so the class activation map stays exact and the logit is the mean of the two views' logits.
-    The second view doubles the forward pass and is worth it on brain-mri (`python -m bench.bench_views`,
-    each export calibrated and thresholded on validation; Intel host, 2026-12-06): seed 4 test ROC-AUC
-    0.9987 against 0.9985 upright only, seed 5 0.9986 against 0.9979 with recall 0.9917 against 0.9884,
-    both below the targets upright only; web-collected slices recall 0.977 against 0.960 (seed 5). On
-    synthetic CT the heatmap pointed the same with it and without (0.498, 3,000 slices).
+    The second view doubles the forward pass and is worth it (`python -m bench.bench_views`, each export
+    calibrated and thresholded on validation; brain-mri, Intel host, 2026-12-06): upright only, seed 5 missed
+    the recall and ROC-AUC targets (0.9884, 0.9979 against 0.9917, 0.9986) and web-collected slices lost
+    recall (0.960 against 0.977) or specificity (seed 6: 0.927 against 0.952). The heatmap pointed no
+    better for it on synthetic CT (0.498 both ways, 3,000 slices).
     """
     if cam_weights(model) is None or not turned_view:
         names = ("probability", "logit", "features", "activations")
