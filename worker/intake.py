@@ -93,7 +93,7 @@ def submit_batch(files: list[IntakeFile], user_id: int | None, source: str = "we
     for index, digest in enumerate(digests):
         if digest is not None:
             first_by_hash.setdefault(digest, index)
-    firsts = sorted(first_by_hash.values())
+    firsts = list(first_by_hash.values())  # in upload order, as they were first seen
     with ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="intake") as pool:
         prepared = dict(zip(firsts, pool.map(lambda i: _prepare(entries[i][0], entries[i][1], settings), firsts)))
     outcomes: list[tuple[str, int, str | None, _Prepared | str | int]] = []
