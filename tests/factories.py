@@ -115,7 +115,8 @@ def make_batch(
         session.flush()
         if model_version is not None:
             p = float(np.clip(rng.beta(6, 2) if tumor else rng.beta(2, 6), 0, 1))
-            heat = cv2.GaussianBlur(image, (0, 0), 9)
+            # Stored at the model's input size, as the worker stores it.
+            heat = cv2.resize(cv2.GaussianBlur(image, (0, 0), 9), (128, 128), interpolation=cv2.INTER_AREA)
             session.add(Prediction(
                 scan_id=scan.id, model_version_id=model_version.id, probability=p,
                 label="tumor" if p >= model_version.threshold else "no_tumor",

@@ -129,7 +129,6 @@ def _screen_chunk(batch_id: int, scan_ids: list[int]) -> None:
         predictor = predictor_for(session, loaded.version)
     good: list[int] = []
     pixels: list[np.ndarray] = []
-    sides: list[int] = []
     errors: dict[int, str] = {}
     for scan_id, data in loaded.images.items():
         try:
@@ -138,16 +137,17 @@ def _screen_chunk(batch_id: int, scan_ids: list[int]) -> None:
             errors[scan_id] = str(error)
             continue
         good.append(scan_id)
-        sides.append(image.shape[0])
         pixels.append(resize_square(image, predictor.image_size))
     images = np.stack(pixels) if pixels else np.zeros((0, predictor.image_size, predictor.image_size), np.float32)
     # The predictor cuts the chunk into forward passes whose maps stay small (ml.predictor.chunk_size).
     predictions = predictor.predict(images)
     band = get_settings().review_band
     rows = []
-    for scan_id, side, prediction in zip(good, sides, predictions):
-        heatmap = png_bytes(resize_square(prediction.heatmap, side))
-        rows.append((scan_id, prediction, heatmap,
+    # The heatmap is stored at the model's input size, not the stored scan's: drawn from the last block's
+    # 8×8 grid, a larger copy holds nothing more, and the pages stretch it over the scan. At 128 px its PNG
+    # takes 0.29 ms to make and 7 KB to keep, at 224 px 0.95 ms and 16 KB (a throwaway timing, 2026-12-06).
+    for scan_id, prediction in zip(good, predictions):
+        rows.append((scan_id, prediction, png_bytes(prediction.heatmap),
                      abs(prediction.probability - predictor.threshold) <= band))
     _write_chunk(batch_id, loaded.version.id, rows, errors)
     finalize_batch(batch_id)

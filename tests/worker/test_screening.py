@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import zipfile
 
+import cv2
+import numpy as np
 import pytest
 
 from tests.builders import make_dicom, make_head_slice, make_jpeg, make_png
@@ -64,6 +66,34 @@ def test_good_and_bad_files_end_with_one_prediction_each_or_one_clear_error(
     assert by_file["a-again.png"]["status"] == "duplicate"
     assert by_file["a-again.png"]["duplicate_of_id"] == by_file["a.png"]["id"]
     assert (state["accepted"], state["predicted"], state["rejected"], state["duplicates"], state["failed"]) == (4, 4, 5, 1, 0)
+    image, heatmap = stored_image_and_heatmap(env, by_file["a.png"]["id"])
+    assert image.shape == (224, 224) and heatmap.shape == (32, 32)  # the heatmap at the model's input size
+    assert np.array_equal(heatmap, model_heatmap(handmade_model_dir, image))
+
+
+def stored_image_and_heatmap(env, scan_id: int) -> tuple[np.ndarray, np.ndarray]:
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from core.models import Prediction, Scan
+    from core.storage import blob_store
+
+    with session_scope(env.database_url) as session:
+        scan = session.get(Scan, scan_id)
+        prediction = session.scalars(select(Prediction).where(Prediction.scan_id == scan_id)).one()
+        blobs = [blob_store.get(session, key) for key in (scan.image_blob, prediction.heatmap_blob)]
+    image, heatmap = (cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) for data in blobs)
+    return image, heatmap
+
+
+def model_heatmap(model_dir, image: np.ndarray) -> np.ndarray:
+    """The predictor's own heatmap of a stored 8-bit image, as 8 bits."""
+    from ml.predictor import Predictor
+    from worker.images import resize_square, to_uint8
+
+    predictor = Predictor.from_dir(model_dir)
+    scan = resize_square(image.astype(np.float32) / 255.0, predictor.image_size)
+    return to_uint8(predictor.predict(scan[None])[0].heatmap)
 
 
 @pytest.mark.slow
