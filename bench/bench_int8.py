@@ -1,83 +1,57 @@
-"""What 8-bit integer convolutions would buy and cost: a model directory's ONNX network quantized statically
-(ONNX Runtime's QDQ format, weights per channel, activations' ranges from training scans), then both networks
-calibrated and thresholded on the validation split as training does, scored on the test split and timed.
+"""What the exported network's 8-bit convolutions (ml.quantize) buy and cost: a trained model exported in
+float32 and quantized, each calibrated and thresholded on the validation split as training does, then scored on
+the test split, with the forward pass timed.
 
-    python -m bench.bench_int8 --model MODEL_DIR --prepared PREPARED_DIR [--masks DIR] [--int8-out DIR]
-                               [--calibration-scans 512] [--method minmax|percentile|entropy]
+    python -m bench.bench_int8 --model MODEL_DIR --prepared PREPARED_DIR [--masks DIR] [--float32-out DIR]
+                               [--int8-out DIR]
 
-PREPARED_DIR is the dataset the model was trained on. `--int8-out` writes the quantized model directory, for
-bench_source_shift or bench_inference to run on. The product exports float32 only; this measures the option.
+MODEL_DIR must hold the Keras model (`model.keras`) that training writes beside `model.onnx`; PREPARED_DIR is
+the dataset it was trained on; the 8-bit ranges come from its training scans, drawn as training draws them.
+`--float32-out` and `--int8-out` write the two model directories, for bench_source_shift or bench_inference.
 """
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
-
-import numpy as np
 
 from bench.common import write_results
 from bench.exports import load_splits, print_exports, score_onnx, write_model_dir
 
-METHODS = ("minmax", "percentile", "entropy")
-
-
-def quantized(onnx_bytes: bytes, scans: np.ndarray, method: str = "minmax", batch: int = 16) -> bytes:
-    """The network with int8 weights (per output channel) and uint8 activations whose ranges come from `scans`
-    (N×S×S float32)."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Scans(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter([{"image": scans[i:i + batch, ..., None]} for i in range(0, len(scans), batch)])
-
-        def get_next(self) -> dict | None:
-            return next(self.batches, None)
-
-    calibration = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-                   "entropy": CalibrationMethod.Entropy}[method]
-    with tempfile.TemporaryDirectory() as work:
-        source, prepared, out = (Path(work) / name for name in ("float.onnx", "prepared.onnx", "int8.onnx"))
-        source.write_bytes(onnx_bytes)
-        quant_pre_process(source, prepared, skip_symbolic_shape=True)
-        quantize_static(prepared, out, Scans(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=calibration)
-        return out.read_bytes()
-
 
 def main(argv: list[str] | None = None) -> int:
+    import keras
+
+    import ml.model  # noqa: F401  (registers the network's own layers, which loading the Keras model needs)
     from ml.evaluate import load_prepared
+    from ml.export import to_onnx_bytes
+    from ml.quantize import quantize
+    from ml.train import calibration_sample
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--prepared", type=Path, required=True)
     parser.add_argument("--masks", type=Path, default=None, help="tumor masks (synthetic CT): score the heatmaps")
-    parser.add_argument("--int8-out", type=Path, default=None, help="write the quantized model directory")
-    parser.add_argument("--calibration-scans", type=int, default=512,
-                        help="training scans, drawn at random, whose activations set the 8-bit ranges")
-    parser.add_argument("--method", choices=METHODS, default="minmax", help="how a range is read off them")
+    parser.add_argument("--float32-out", type=Path, default=None, help="write the float32 model directory")
+    parser.add_argument("--int8-out", type=Path, default=None, help="write the int8 model directory")
     args = parser.parse_args(argv)
 
     metadata, val, val_groups, test = load_splits(args.model, args.prepared, args.masks)
     train = load_prepared(args.prepared, metadata["image_size"], split="train")
-    pick = np.random.default_rng(0).choice(len(train.labels), min(args.calibration_scans, len(train.labels)),
-                                           replace=False)
-    float_bytes = (args.model / "model.onnx").read_bytes()
-    results = {"float32 (as exported)": score_onnx(float_bytes, metadata, val, val_groups, test),
-               f"int8 ({args.method})": score_onnx(quantized(float_bytes, train.images[np.sort(pick)], args.method),
-                                                   metadata, val, val_groups, test)}
-    if args.int8_out is not None:
-        write_model_dir(args.model, args.int8_out, results[f"int8 ({args.method})"])
+    float_bytes = to_onnx_bytes(keras.saving.load_model(args.model / "model.keras"))
+    int8_bytes = quantize(float_bytes, calibration_sample(train.images, metadata["settings"]["seed"]))
+    results = {"float32": score_onnx(float_bytes, metadata, val, val_groups, test),
+               "int8 convolutions": score_onnx(int8_bytes, metadata, val, val_groups, test)}
+    for out, result in ((args.float32_out, results["float32"]), (args.int8_out, results["int8 convolutions"])):
+        if out is not None:
+            write_model_dir(args.model, out, result)
+    sizes = {name: len(result.pop("onnx")) for name, result in results.items()}
     for result in results.values():
-        del result["onnx"], result["metadata"]
+        del result["metadata"]
     print_exports(f"{args.model}: each network calibrated and thresholded on validation ({len(val.labels)} scans), "
-                  f"scored on test ({len(test.labels)}); int8 ranges from {len(pick)} training scans", results)
-    if args.int8_out is not None:
-        print(f"int8 model directory written to {args.int8_out}")
-    write_results("int8", {"model": str(args.model), "prepared": str(args.prepared), "method": args.method,
-                           "calibration_scans": int(len(pick)), "networks": results})
+                  f"scored on test ({len(test.labels)}); ONNX files "
+                  + ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in sizes.items()), results)
+    write_results("int8", {"model": str(args.model), "prepared": str(args.prepared), "onnx_bytes": sizes,
+                           "networks": results})
     return 0
 
 

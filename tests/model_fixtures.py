@@ -121,3 +121,10 @@ def build_handmade_model_dir(path: str | Path, size: int = 32, **metadata) -> Pa
     (path / "model.onnx").write_bytes(handmade_onnx(size))
     (path / "metadata.json").write_text(json.dumps(handmade_metadata(size, **metadata)))
     return path
+
+
+def quantized_nodes(onnx_path: str | Path) -> int:
+    """How many QuantizeLinear nodes an ONNX network holds: 0 for one in float32 throughout."""
+    import onnx
+
+    return sum(node.op_type == "QuantizeLinear" for node in onnx.load(str(onnx_path)).graph.node)

@@ -9,7 +9,7 @@ from ml.calibration import choose_threshold
 from ml.dataset import load_split, read_metadata
 from ml.predictor import Predictor
 from ml.train import TrainSettings, TrainingCancelled, train_arrays
-from tests.model_fixtures import build_tiny_model_dir, tiny_images, tiny_settings
+from tests.model_fixtures import build_tiny_model_dir, quantized_nodes, tiny_images, tiny_settings
 
 METRIC_KEYS = {"n", "accuracy", "recall", "specificity", "precision", "f1", "roc_auc", "pr_auc", "ece", "threshold",
                "confusion", "latency_ms_p50", "latency_ms_p95", "rejected"}
@@ -131,7 +131,7 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
     out = tmp_path / "model"
     assert train_main(["--data", str(data), "--out", str(out), "--epochs", "2", "--image-size", "64", "--width", "8",
                        "--batch-size", "16", "--no-intensity-augment", "--fine-map", "--recall-target", "0.75",
-                       "--recall-confidence", "0.9", "--appearance-clusters", "3"]) == 0
+                       "--recall-confidence", "0.9", "--appearance-clusters", "3", "--float32-onnx"]) == 0
     metadata = json.loads((out / "metadata.json").read_text())
     digest = hashlib.sha256((data / "metadata.csv").read_bytes()).hexdigest()
     assert metadata["training_data"] == {"fingerprint": f"sha256:{digest}", "n_train": 48, "n_val": 24, "n_test": 16,
@@ -139,6 +139,7 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
     assert metadata["settings"]["epochs"] == 2 and metadata["settings"]["width"] == 8
     assert metadata["settings"]["augment"] and not metadata["settings"]["intensity_augment"]
     assert metadata["settings"]["fine_map"] and metadata["settings"]["appearance_clusters"] == 3
+    assert not metadata["settings"]["quantize"] and not quantized_nodes(out / "model.onnx")
     # 48 training scans are too few for 3 clusters of 50: the classes were balanced overall.
     _, y_train = load_split(data, "train")
     assert metadata["balance"] == {"appearance_clusters": 0, "transplants": 0,
