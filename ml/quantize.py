@@ -44,4 +44,3 @@ def quantize(onnx_bytes: bytes, scans: np.ndarray, batch: int = 16) -> bytes:
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=list(QUANTIZED_OPS))
         return out.read_bytes()
-

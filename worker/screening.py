@@ -143,9 +143,9 @@ def _screen_chunk(batch_id: int, scan_ids: list[int]) -> None:
     predictions = predictor.predict(images)
     band = get_settings().review_band
     rows = []
-    # The heatmap is stored at the model's input size, not the stored scan's: drawn from the last block's
-    # 8×8 grid, a larger copy holds nothing more, and the pages stretch it over the scan. At 128 px its PNG
-    # takes 0.29 ms to make and 7 KB to keep, at 224 px 0.95 ms and 16 KB (a throwaway timing, 2026-12-06).
+    # The heatmap is stored at the model's input size, not the stored scan's: drawn from the last block's grid
+    # (8×8 by default), a larger copy holds nothing more, and the pages stretch it over the scan. At 128 px its
+    # PNG takes 0.29 ms to make and 7 KB to keep, at 224 px 0.95 ms and 16 KB (a throwaway timing, 2026-12-06).
     for scan_id, prediction in zip(good, predictions):
         rows.append((scan_id, prediction, png_bytes(prediction.heatmap),
                      abs(prediction.probability - predictor.threshold) <= band))
