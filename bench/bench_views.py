@@ -1,6 +1,7 @@
-"""What the exported network's second view buys: one trained model exported as screening runs it (upright
-and turned by 180°, ml.model.inference_model) and upright only, each calibrated and thresholded on the
-validation split as training does, then scored on the test split, with the forward pass timed.
+"""What the exported network's second view buys: one trained model exported in float32 with both views, as
+screening runs it less the 8-bit convolutions (bench_int8 measures those), and upright only (ml.model.
+inference_model), each calibrated and thresholded on the validation split as training does, then scored on the
+test split, with the forward pass timed.
 
     python -m bench.bench_views --model MODEL_DIR --prepared PREPARED_DIR [--masks DIR] [--upright-out DIR]
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from bench.common import write_results
 from bench.exports import load_splits, print_exports, score_onnx, write_model_dir
 
-EXPORTS = {"two views (as exported)": True, "upright only": False}
+EXPORTS = {"two views": True, "upright only": False}
 
 
 def main(argv: list[str] | None = None) -> int:
