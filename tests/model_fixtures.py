@@ -128,3 +128,13 @@ def quantized_nodes(onnx_path: str | Path) -> int:
     import onnx
 
     return sum(node.op_type == "QuantizeLinear" for node in onnx.load(str(onnx_path)).graph.node)
+
+
+def largest_int8_weight(onnx_path: str | Path) -> int:
+    """The largest magnitude among an ONNX network's int8 weights (its quantized convolution kernels)."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights = [numpy_helper.to_array(tensor) for tensor in onnx.load(str(onnx_path)).graph.initializer
+               if tensor.data_type == onnx.TensorProto.INT8]
+    return max(int(np.abs(w.astype(np.int16)).max()) for w in weights)

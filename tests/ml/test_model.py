@@ -5,7 +5,7 @@ import onnxruntime as ort
 import pytest
 
 from ml.model import build_model, cam_weights, inference_model
-from tests.model_fixtures import quantized_nodes, tiny_images
+from tests.model_fixtures import largest_int8_weight, quantized_nodes, tiny_images
 
 
 def test_inference_model_has_the_four_contract_outputs():
@@ -108,7 +108,11 @@ def test_the_model_directorys_network_has_8_bit_convolutions_that_answer_as_floa
     images, _, _ = tiny_images(64, seed=42)
     expected = ort.InferenceSession(float32).run(["logit"], {"image": images})[0][:, 0]
     actual = ort.InferenceSession(str(int8_path)).run(["logit"], {"image": images})[0][:, 0]
-    assert np.abs(actual - expected).max() < 0.02 * np.ptp(expected)  # 0.004 of it when measured
+    assert np.abs(actual - expected).max() < 0.02 * np.ptp(expected)  # 0.005 of it when measured
+    # The comparison above fails only where the processor lacks VNNI (it did by 0.56 of the range on an AMD Zen 3
+    # host with 8-bit weights): pairs of uint8 × int8 products summed in 16 bits overflow unless the weights keep
+    # to 7 bits. The trainer cannot know where the network will run, so every export keeps to them.
+    assert largest_int8_weight(int8_path) <= 64
 
 
 def test_class_activation_map_matches_the_logit(tiny_model_dir):
