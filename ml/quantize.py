@@ -12,7 +12,9 @@ The weights keep to 7 bits of their 8 (`reduce_range`), because the network must
 may run on, and the trainer cannot know which. Without VNNI instructions (AVX2 or AVX-512 alone, as on AMD Zen 3
 and older Intel processors), ONNX Runtime multiplies uint8 maps by int8 weights in pairs summed in 16 bits, which
 255 · 127 · 2 overflows: with full-range weights, a test model's logits were off by up to 0.56 of their range on an
-AMD Zen 3 host (0.004 on an Intel host with VNNI); with 7-bit weights, by 0.005 there.
+AMD Zen 3 host (0.004 on an Intel host with VNNI); with 7-bit weights, by 0.005 there. On brain-mri (seeds 4 and 6,
+that host), the 7-bit network made every test decision its float32 export made; with its threshold fitted anew, the
+8-bit one had 4 and 1 more false positives (and 2 and 1 fewer missed tumors).
 """
 from __future__ import annotations
 
