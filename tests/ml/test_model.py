@@ -109,9 +109,9 @@ def test_the_model_directorys_network_has_8_bit_convolutions_that_answer_as_floa
     expected = ort.InferenceSession(float32).run(["logit"], {"image": images})[0][:, 0]
     actual = ort.InferenceSession(str(int8_path)).run(["logit"], {"image": images})[0][:, 0]
     assert np.abs(actual - expected).max() < 0.02 * np.ptp(expected)  # 0.005 of it when measured
-    # The comparison above fails only where the processor lacks VNNI (it did by 0.56 of the range on an AMD Zen 3
-    # host with 8-bit weights): pairs of uint8 × int8 products summed in 16 bits overflow unless the weights keep
-    # to 7 bits. The trainer cannot know where the network will run, so every export keeps to them.
+    # With full 8-bit weights the comparison above fails only where the processor lacks VNNI (by 0.56 of the range
+    # on an AMD Zen 3 host): pairs of uint8 × int8 products summed in 16 bits overflow unless the weights keep to
+    # 7 bits. The trainer cannot know where the network will run, so every export keeps to them.
     assert largest_int8_weight(int8_path) <= 64
 
 
