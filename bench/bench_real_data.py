@@ -1,7 +1,7 @@
 """Real data end to end: prepare brain-mri, train with the defaults, every metric on the test split.
 
     python -m bench.bench_real_data [--src ../shared/data/brain-mri] [--prepared DIR] [--out MODEL_DIR] [--seed N]
-                                    [--epochs N] [--fine-map]
+                                    [--epochs N] [--top-down STEPS]
 
 The split is by similarity group (ml.prepare), so no near-duplicate of a test slice was trained on.
 Wall time covers prepare + train (+ export, calibration and test evaluation, which train does).
@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
                              "several seeds tell its noise from a change's effect")
     parser.add_argument("--epochs", type=int, default=TrainSettings().epochs,
                         help="epochs to train (the learning rate's cosine decay spans them)")
-    parser.add_argument("--fine-map", action="store_true", help="train with the fine heatmap (TrainSettings.fine_map)")
+    parser.add_argument("--top-down", type=int, default=TrainSettings().top_down, metavar="STEPS",
+                        help="steps of the top-down path, each doubling the heatmap grid's side "
+                             "(TrainSettings.top_down; by default 1 where training has tumor masks, else 0)")
     parser.add_argument("--appearance-clusters", type=int, default=TrainSettings().appearance_clusters,
                         help="balance the classes within this many thumbnail clusters (TrainSettings.appearance_clusters)")
     parser.add_argument("--precision", choices=PRECISIONS, default=TrainSettings().precision,
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from ml.prepare import prepare_dataset
     from ml.train import train
 
-    settings = TrainSettings(fine_map=args.fine_map, seed=args.seed, epochs=args.epochs,
+    settings = TrainSettings(top_down=args.top_down, seed=args.seed, epochs=args.epochs,
                              appearance_clusters=args.appearance_clusters, precision=args.precision)
     began = time.monotonic()
     if not (args.reuse_prepared and (args.prepared / "metadata.csv").is_file()):

@@ -1,6 +1,6 @@
 """Synthetic head CT: generate, prepare, train, evaluate with masks; recall and ROC-AUC by lesion size and SNR.
 
-    python -m bench.bench_synthetic [--count 10000] [--image-size 128] [--epochs 16] [--fine-map] [--no-masks]
+    python -m bench.bench_synthetic [--count 10000] [--image-size 128] [--epochs 16] [--top-down STEPS] [--no-masks]
                                     [--mask-weight 1.0] [--width 16] [--depth 5] [--patience 4] [--reuse]
                                     [--evaluate-only]
 
@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     # 0.42).
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=16)
-    parser.add_argument("--fine-map", action="store_true",
-                        help="heatmaps from block 3 joined to the last block (TrainSettings.fine_map)")
+    parser.add_argument("--top-down", type=int, default=TrainSettings.top_down, metavar="STEPS",
+                        help="steps of the top-down path, each doubling the heatmap grid's side "
+                             "(TrainSettings.top_down; by default 1 where training has tumor masks, else 0)")
     parser.add_argument("--no-masks", action="store_true", help="train on the labels alone, not the tumor masks")
     parser.add_argument("--mask-weight", type=float, default=TrainSettings.mask_weight,
                         help="weight of the mask loss beside the label's")
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(TrainSettings.transplant_fraction)")
     parser.add_argument("--width", type=int, default=TrainSettings.width, help="filters of the first block")
     parser.add_argument("--depth", type=int, default=TrainSettings.depth,
-                        help="convolution blocks; the heatmap's side is the input's over 2^(depth-1)")
+                        help="convolution blocks; the heatmap's side is the input's over 2^(depth-1-top_down)")
     parser.add_argument("--learning-rate", type=float, default=TrainSettings.learning_rate,
                         help="peak of the cosine-decayed learning rate")
     parser.add_argument("--batch-size", type=int, default=TrainSettings.batch_size)
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     timings["prepare_s"] = time.monotonic() - began
     # One fixed brain window: grey levels are densities, so only the geometry is varied (ml.augment).
     settings = TrainSettings(image_size=args.image_size, epochs=args.epochs, seed=args.seed, intensity_augment=False,
-                             fine_map=args.fine_map, mask_weight=args.mask_weight, width=args.width, depth=args.depth,
+                             top_down=args.top_down, mask_weight=args.mask_weight, width=args.width, depth=args.depth,
                              patience=args.patience, learning_rate=args.learning_rate,
                              batch_size=args.batch_size, transplant_fraction=args.transplant,
                              precision=args.precision)

@@ -12,7 +12,7 @@ import keras
 from keras import layers
 
 from ml.batch_norm import FusedBatchNormalization
-from ml.train import FINE_BLOCK, fine_map_error
+from ml.train import top_down_error
 
 ARCHITECTURES = ("tumorscreen", "baseline")
 # Blocks that run at full or half resolution get one convolution; later blocks, where the maps are
@@ -28,39 +28,40 @@ def conv_bn_relu(x, filters: int, name: str, relu_name: str | None = None):
 
 
 def build_tumorscreen(image_size: int = 128, width: int = 16, depth: int = 5, dropout: float = 0.3,
-                      fine_map: bool = False) -> keras.Model:
-    """Conv blocks of width, 2·width, 4·width, … (capped at 8·width) with max-pooling between them,
-    then global average pooling, dropout and one sigmoid unit. (Average pooling between the blocks ranked
-    worse on 10,000 synthetic slices: ROC-AUC 0.900 against 0.912.)
+                      top_down: int = 0) -> keras.Model:
+    """Conv blocks of width, 2·width, 4·width, … (capped at 8·width) with max-pooling between them, then
+    `top_down` steps back up, global average pooling, dropout and one sigmoid unit. (Average pooling between
+    the blocks ranked worse on 10,000 synthetic slices: ROC-AUC 0.900 against 0.912.)
 
-    With `fine_map`, what is pooled (and so the class activation map) is the last block's maps,
-    upsampled, side by side with block 3's maps at a quarter of the input's side. The last block alone
-    gives an 8×8 map at 128 px; upsampled bilinearly, as the predictor did until 2026-12-03, it peaks at a
-    cell centre, and even a perfect 8×8 map could then point inside only 49 % of the synthetic test tumors
-    (most are smaller than a 16-px cell), a 32×32 one inside 98 %. Pooling and the dense unit stay
-    linear, so the map stays exact. What the network learns to point at comes from the tumor masks
-    (ml.lesion_map): on 20,000 synthetic slices with masks, bilinear maps, it pointed inside 68 % of the
-    tumors against 42 % for the 8×8 map. Bicubic 8×8 maps point about as well (3,000 slices: 0.573 against
-    0.582 for the fine map, bicubic too). Off by default: it ranked worse on synthetic CT (ROC-AUC 0.916
-    against 0.925 on 20,000 slices, 0.836 against 0.866 on 3,000) and on brain-mri (0.9965), and it doubles
-    the ONNX forward time of one scan (12.2 against 5.9 ms measured on a slow 2-core host).
+    The last block sees most of the brain but its grid is coarse: 8×8 cells of 16 px at 128 px, and a tumor
+    smaller than a cell is pointed at only roughly. Each top-down step (as in a feature pyramid network)
+    doubles the grid: the maps so far, upsampled bilinearly, are added to a 1×1 projection of the block of
+    that side, and one more convolution mixes the two, so that the finer cells keep the deep block's view.
+    Pooling and the dense unit stay linear, so the class activation map of the last step is exact. The
+    alternatives measured on synthetic CT (docs/MODEL.md): a 16×16 grid by dropping the last pooling pointed
+    as well but ranked worse and was worse on brain-mri; block 3's 32×32 maps pooled beside the last block's
+    (the "fine map" until 2026-12-06) ranked worse still. Training takes one step where tumor masks teach the
+    map where tumors are and none where they do not (TrainSettings.top_down).
     """
     inputs = keras.Input((image_size, image_size, 1), name="image")
     x = inputs
-    fine = None
+    skips = []
     for block in range(1, depth + 1):
         filters = width * min(2 ** (block - 1), 8)
         last = block == depth
         if block > SINGLE_CONV_BLOCKS:
             x = conv_bn_relu(x, filters, name=f"block{block}a")
-        x = conv_bn_relu(x, filters, name=f"block{block}", relu_name="activations" if last and not fine_map else None)
-        if fine_map and block == FINE_BLOCK:
-            fine = x
+        x = conv_bn_relu(x, filters, name=f"block{block}", relu_name="activations" if last and not top_down else None)
         if not last:
+            skips.append((block, x, filters))
             x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
-    if fine is not None:
-        coarse = layers.UpSampling2D(2 ** (depth - FINE_BLOCK), interpolation="bilinear", name="coarse_up")(x)
-        x = layers.Concatenate(name="activations")([fine, coarse])
+    for step, (block, skip, filters) in enumerate(reversed(skips[len(skips) - top_down:]), start=1):
+        up = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{block}")(x)
+        if up.shape[-1] != filters:
+            up = layers.Conv2D(filters, 1, use_bias=False, name=f"up{block}_narrow")(up)
+        lateral = layers.Conv2D(filters, 1, use_bias=False, name=f"up{block}_lateral")(skip)
+        x = layers.Add(name=f"up{block}_add")([up, lateral])
+        x = conv_bn_relu(x, filters, name=f"up{block}_mix", relu_name="activations" if step == top_down else None)
     # The head is float32 whatever the convolutions compute in (ml.precision): the average of 64 cells, the
     # logit and the probability keep their digits.
     x = layers.GlobalAveragePooling2D(name="features", dtype="float32")(x)
@@ -87,12 +88,12 @@ def build_baseline(image_size: int = 128) -> keras.Model:
 
 
 def build_model(architecture: str = "tumorscreen", image_size: int = 128, width: int = 16, depth: int = 5,
-                dropout: float = 0.3, fine_map: bool = False) -> keras.Model:
-    """The training model (one output, "probability") for `architecture`."""
-    if fine_map and (problem := fine_map_error(architecture, image_size, depth)):
-        raise ValueError(problem)
+                dropout: float = 0.3, top_down: int = 0) -> keras.Model:
+    """The training model (one output, "probability") for `architecture`; the baseline ignores `top_down`."""
     if architecture == "tumorscreen":
-        return build_tumorscreen(image_size, width, depth, dropout, fine_map)
+        if problem := top_down_error(image_size, depth, top_down):
+            raise ValueError(problem)
+        return build_tumorscreen(image_size, width, depth, dropout, top_down)
     if architecture == "baseline":
         return build_baseline(image_size)
     raise ValueError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")

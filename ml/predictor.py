@@ -20,7 +20,8 @@ from ml.calibration import apply_temperature
 
 CLASS_NAMES = ("no_tumor", "tumor")
 # A batch is cut into chunks of at most CHUNK scans, bounded twice. Memory: the activations (the largest
-# output, kept for the heatmaps) fit in ACTIVATION_BUDGET bytes; a fine 32×32×192 map (768 KiB a scan) allows 5.
+# output, kept for the heatmaps) fit in ACTIVATION_BUDGET bytes; a 16×16×128 map (one top-down step, 128 KiB a
+# scan) allows 32.
 # Speed: the session runs without ONNX Runtime's arena, so every intermediate map is a fresh allocation; glibc
 # serves those under 32 MiB from its heap, reused from layer to layer and call to call, and maps larger ones
 # afresh from the kernel, page by page. The largest map of a chunk (the first block's) is kept within

@@ -35,8 +35,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help=RECALL_CONFIDENCE_HELP)
     parser.add_argument("--width", type=int, default=DEFAULTS.width, help="filters of the first block")
     parser.add_argument("--architecture", choices=("tumorscreen", "baseline"), default=DEFAULTS.architecture)
-    parser.add_argument("--fine-map", action="store_true",
-                        help="heatmaps from a 32×32 map at 128 px (block 3 joined to the last block), not 8×8")
+    parser.add_argument("--top-down", type=int, default=DEFAULTS.top_down, metavar="STEPS",
+                        help="steps of the top-down path after the last block, each doubling the heatmap grid's side "
+                             "(0: the last block's 8×8 grid at 128 px; 1: 16×16); by default 1 with --masks, else 0")
     parser.add_argument("--masks", type=Path, metavar="DIR",
                         help="the source dataset's tumor masks, <stem>.png per tumor image (python -m ml synth writes "
                              "them): a second training target that teaches the heatmap where tumors are")
@@ -83,7 +84,7 @@ def main(argv: list[str]) -> int:
                                  recall_confidence=args.recall_confidence,
                                  width=args.width, architecture=args.architecture, augment=not args.no_augment,
                                  intensity_augment=not args.no_intensity_augment, balance=not args.no_balance,
-                                 fine_map=args.fine_map, mask_weight=args.mask_weight,
+                                 top_down=args.top_down, mask_weight=args.mask_weight,
                                  appearance_clusters=args.appearance_clusters,
                                  transplant_fraction=args.transplant, precision=args.precision,
                                  quantize=not args.float32_onnx)

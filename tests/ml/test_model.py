@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -13,26 +15,31 @@ def test_inference_model_has_the_four_contract_outputs():
     assert [tuple(o.shape) for o in model.outputs] == [(None, 1), (None, 1), (None, 64), (None, 8, 8, 64)]
 
 
-def test_a_fine_map_joins_block_3_to_the_last_block_at_a_quarter_of_the_side():
-    model = inference_model(build_model(image_size=64, width=8, depth=5, fine_map=True))
-    # block 3: 32 channels at 16×16; block 5: 64 channels at 4×4, upsampled.
-    assert [tuple(o.shape) for o in model.outputs] == [(None, 1), (None, 1), (None, 96), (None, 16, 16, 96)]
+@pytest.mark.parametrize("top_down, side, channels", [(0, 8, 64), (1, 16, 32), (2, 32, 16), (3, 64, 8)])
+def test_each_top_down_step_doubles_the_maps_side_at_the_width_of_the_block_it_joins(top_down, side, channels):
+    model = inference_model(build_model(image_size=64, width=8, depth=4, top_down=top_down))
+    assert tuple(model.get_layer("activations").output.shape) == (None, side, side, channels)
 
 
-@pytest.mark.parametrize("architecture, image_size, depth, message", [
-    ("tumorscreen", 64, 3, "a fine map needs a depth above 3, got 3"),
-    ("tumorscreen", 40, 5, "a fine map needs an image size divisible by 16, got 40"),
-    ("baseline", 64, 5, "a fine map needs a pooling head; the baseline architecture has none"),
+@pytest.mark.parametrize("image_size, depth, top_down, message", [
+    (64, 4, 4, "top_down must be within [0, 3] for a depth of 4, got 4"),
+    (64, 4, -1, "top_down must be within [0, 3] for a depth of 4, got -1"),
+    (40, 5, 1, "a refined heatmap needs an image size divisible by 16, got 40"),
 ])
-def test_a_fine_map_is_refused_where_it_cannot_be_built(architecture, image_size, depth, message):
-    with pytest.raises(ValueError, match=f"^{message}$"):
-        build_model(architecture, image_size=image_size, depth=depth, fine_map=True)
+def test_a_top_down_path_is_refused_where_it_cannot_be_built(image_size, depth, top_down, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        build_model(image_size=image_size, depth=depth, top_down=top_down)
 
 
-def test_fine_map_onnx_agrees_with_keras_and_its_map_gives_the_logit():
+def test_sizes_that_halve_unevenly_build_with_the_last_blocks_map_and_the_baseline_ignores_the_path():
+    assert build_model(image_size=40, depth=5).get_layer("activations").output.shape[1] == 2
+    assert build_model("baseline", image_size=64, top_down=3).name == "baseline"
+
+
+def test_a_two_step_map_exports_to_onnx_that_agrees_with_keras_and_gives_the_logit():
     from ml.export import to_onnx_bytes
 
-    model = build_model(image_size=64, width=4, depth=4, fine_map=True)
+    model = build_model(image_size=64, width=4, depth=4, top_down=2)
     images, _, _ = tiny_images(4, seed=5)
     keras_outputs = inference_model(model).predict(images, verbose=0)
     session = ort.InferenceSession(to_onnx_bytes(model))

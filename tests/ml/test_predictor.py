@@ -91,35 +91,37 @@ def test_trained_model_heatmaps_peak_on_the_lesion(tiny_model_dir):
     assert all(p.label == "tumor" for p in predictions)
 
 
-# Lesions 5-8 px across on 64 px scans: smaller than a cell of the tiny model's last 8×8 map.
+# Lesions 5-8 px across on 64 px scans: smaller than a cell of the tiny model's last block's 8×8 map.
 SMALL_LESIONS = (0.04, 0.06)
 
 
 @pytest.fixture(scope="module")
-def fine_map_model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("fine_map_model")
-    # With the masks as a second target, as the product trains wherever a dataset has them. On the labels alone
-    # the map's pointing hung on the host's float rounding: 0.90 or 0.896 at 6 epochs (Keras's batch
-    # normalisation or the fused one) and 1.0 at 8 on one host; 0.98 at 6 and 0.125 at 8 on an AMD EPYC host
-    # (2026-12-05), its peaks a few pixels off the lesions. With the masks, 1.0 at 6, 8 and 10 epochs there.
-    build_tiny_model_dir(path, fine_map=True, lesion_radius=SMALL_LESIONS, masks=True)
+def full_map_model_dir(tmp_path_factory):
+    """Three top-down steps: the tiny network's map at the scan's own side, 64×64×8."""
+    path = tmp_path_factory.mktemp("full_map_model")
+    # With the masks as a second target, as the product trains wherever a dataset has them. On the labels alone the
+    # fine map's pointing (block 3 pooled beside the last block, until 2026-12-06) hung on the host's float
+    # rounding: 0.90 or 0.896 at 6 epochs (Keras's batch normalisation or the fused one) and 1.0 at 8 on one host;
+    # 0.98 at 6 and 0.125 at 8 on an AMD EPYC host (2026-12-05), its peaks a few pixels off the lesions. With the
+    # masks, 1.0 at 6, 8 and 10 epochs there.
+    build_tiny_model_dir(path, top_down=3, lesion_radius=SMALL_LESIONS, masks=True)
     return path
 
 
-def test_a_fine_map_points_at_lesions_smaller_than_a_coarse_cell(fine_map_model_dir):
+def test_a_map_at_the_scans_side_points_at_lesions_smaller_than_a_coarse_cell(full_map_model_dir):
     """Bilinear, the 8×8 map alone pointed inside 58-60 % of these lesions after 6 epochs on the labels alone:
     its peak sat at a cell centre, and most of them lie between centres. Bicubic, as now, it points inside 96 %
-    (6 epochs) and 94 % (8) of them too (measured), so this checks the fine map's path, not an advantage."""
+    (6 epochs) and 94 % (8) of them too (measured), so this checks the top-down path, not an advantage."""
     images, _, masks = tiny_images(48, seed=11, tumor_fraction=1.0, lesion_radius=SMALL_LESIONS)
-    predictions = Predictor.from_dir(fine_map_model_dir).predict(images[..., 0])
+    predictions = Predictor.from_dir(full_map_model_dir).predict(images[..., 0])
     assert heatmap_scores([p.heatmap for p in predictions], masks)["pointing_game"] >= 0.9
     assert all(p.label == "tumor" for p in predictions)
 
 
-def test_large_activations_are_predicted_in_smaller_chunks_with_the_same_answers(fine_map_model_dir, tiny_model_dir):
-    assert Predictor.from_dir(tiny_model_dir).chunk == 64  # 8×8×64 activations: 16 KiB a scan
-    predictor = Predictor.from_dir(fine_map_model_dir)  # 16×16×96: 96 KiB a scan
-    assert predictor.chunk == 42
+def test_large_activations_are_predicted_in_smaller_chunks_with_the_same_answers(full_map_model_dir, tiny_model_dir):
+    assert Predictor.from_dir(tiny_model_dir).chunk == 64  # 16×16×32 activations: 32 KiB a scan
+    predictor = Predictor.from_dir(full_map_model_dir)  # 64×64×8: 128 KiB a scan
+    assert predictor.chunk == 32
     images = tiny_images(100, seed=12)[0][..., 0]
     together = predictor.predict(images)
     alone = [predictor.predict(images[i:i + 1])[0] for i in range(0, 100, 7)]

@@ -8,7 +8,7 @@ import pytest
 from ml.calibration import choose_threshold
 from ml.dataset import load_split, read_metadata
 from ml.predictor import Predictor
-from ml.train import TrainSettings, TrainingCancelled, train_arrays
+from ml.train import TrainSettings, TrainingCancelled, resolve_top_down, train_arrays
 from tests.model_fixtures import build_tiny_model_dir, quantized_nodes, tiny_images, tiny_settings
 
 METRIC_KEYS = {"n", "accuracy", "recall", "specificity", "precision", "f1", "roc_auc", "pr_auc", "ece", "threshold",
@@ -93,12 +93,20 @@ def test_settings_refuse_a_single_appearance_cluster():
         TrainSettings(appearance_clusters=1)
 
 
-def test_settings_refuse_a_fine_map_that_cannot_be_built():
-    with pytest.raises(ValueError, match="^a fine map needs an image size divisible by 16, got 120$"):
-        TrainSettings(image_size=120, fine_map=True)
-    with pytest.raises(ValueError, match="^a fine map needs a pooling head; the baseline architecture has none$"):
-        TrainSettings(architecture="baseline", fine_map=True)
-    assert TrainSettings(image_size=120).image_size == 120  # the coarse map takes any size
+def test_settings_refuse_a_top_down_path_that_cannot_be_built():
+    with pytest.raises(ValueError, match="^a refined heatmap needs an image size divisible by 16, got 120$"):
+        TrainSettings(image_size=120, top_down=1)
+    with pytest.raises(ValueError, match=r"^top_down must be within \[0, 4\] for a depth of 5, got 5$"):
+        TrainSettings(top_down=5)
+    assert TrainSettings(image_size=120, top_down=0).image_size == 120  # the last block's map takes any size
+    assert TrainSettings(architecture="baseline", top_down=7).top_down == 7  # no pooling head: ignored
+
+
+@pytest.mark.parametrize("image_size, top_down, with_masks, steps", [
+    (128, None, True, 1), (128, None, False, 0), (120, None, True, 0), (128, 2, False, 2), (128, 0, True, 0)])
+def test_the_map_is_refined_by_default_only_where_masks_teach_it_and_the_size_allows(image_size, top_down,
+                                                                                      with_masks, steps):
+    assert resolve_top_down(TrainSettings(image_size=image_size, top_down=top_down), with_masks) == steps
 
 
 def write_prepared(root, seed: int = 0, mislabelled_val: int = 0):
@@ -130,7 +138,7 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
     data = write_prepared(tmp_path / "prepared", mislabelled_val=3)
     out = tmp_path / "model"
     assert train_main(["--data", str(data), "--out", str(out), "--epochs", "2", "--image-size", "64", "--width", "8",
-                       "--batch-size", "16", "--no-intensity-augment", "--fine-map", "--recall-target", "0.75",
+                       "--batch-size", "16", "--no-intensity-augment", "--top-down", "2", "--recall-target", "0.75",
                        "--recall-confidence", "0.9", "--appearance-clusters", "3", "--float32-onnx"]) == 0
     metadata = json.loads((out / "metadata.json").read_text())
     digest = hashlib.sha256((data / "metadata.csv").read_bytes()).hexdigest()
@@ -138,7 +146,7 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
                                          "n_train_masks": 0}
     assert metadata["settings"]["epochs"] == 2 and metadata["settings"]["width"] == 8
     assert metadata["settings"]["augment"] and not metadata["settings"]["intensity_augment"]
-    assert metadata["settings"]["fine_map"] and metadata["settings"]["appearance_clusters"] == 3
+    assert metadata["settings"]["top_down"] == 2 and metadata["settings"]["appearance_clusters"] == 3
     assert not metadata["settings"]["quantize"] and not quantized_nodes(out / "model.onnx")
     # 48 training scans are too few for 3 clusters of 50: the classes were balanced overall.
     _, y_train = load_split(data, "train")

@@ -78,7 +78,7 @@ def test_admin_starts_a_run_with_the_chosen_settings(dash_app, client_for) -> No
         dataset_id = make_prepared_dataset(db, n=10, with_images=False).id
     values = {"train-dataset.value": dataset_id, "train-epochs.value": 3, "train-image-size.value": 64,
               "train-lr.value": 0.001, "train-batch.value": 16, "train-balance.value": False,
-              "train-augment.value": True, "train-intensity.value": False, "train-fine-map.value": True,
+              "train-augment.value": True, "train-intensity.value": False, "train-heatmap-grid.value": 2,
               "train-recall-target.value": 97.5, "train-recall-confidence.value": 0.9,
               "train-mask-weight.value": 2.5}
     out = outputs(call(client_for("admin"), dash_app, "train-message.children", values))
@@ -86,18 +86,24 @@ def test_admin_starts_a_run_with_the_chosen_settings(dash_app, client_for) -> No
     with session_scope() as db:
         run = db.get(TrainingRun, 1)
         chosen = ("epochs", "image_size", "learning_rate", "batch_size", "balance", "augment", "intensity_augment",
-                  "fine_map", "recall_target", "recall_confidence", "mask_weight")
+                  "top_down", "recall_target", "recall_confidence", "mask_weight")
         assert {k: run.settings[k] for k in chosen} == {"epochs": 3, "image_size": 64, "learning_rate": 0.001,
                                                         "batch_size": 16, "balance": False, "augment": True,
-                                                        "intensity_augment": False, "fine_map": True,
+                                                        "intensity_augment": False, "top_down": 2,
                                                         "recall_target": 0.975, "recall_confidence": 0.9,
                                                         "mask_weight": 2.5}
         assert db.scalar(select(AuditEntry.action).where(AuditEntry.target == "run 1")) == "training.start"
     out = outputs(call(client_for("admin"), dash_app, "train-message.children",
-                       {**values, "train-recall-confidence.value": "off", "train-fine-map.value": False}))
+                       {**values, "train-recall-confidence.value": "off", "train-heatmap-grid.value": 0}))
     assert out["train-message"]["children"] == "Run 2 queued."
     with session_scope() as db:
         assert db.get(TrainingRun, 2).settings["recall_confidence"] is None
+        assert db.get(TrainingRun, 2).settings["top_down"] == 0
+    out = outputs(call(client_for("admin"), dash_app, "train-message.children",
+                       {**values, "train-heatmap-grid.value": "auto"}))
+    assert out["train-message"]["children"] == "Run 3 queued."
+    with session_scope() as db:
+        assert db.get(TrainingRun, 3).settings["top_down"] is None
     for percent in (0, 120):
         out = outputs(call(client_for("admin"), dash_app, "train-message.children",
                            {**values, "train-recall-target.value": percent}))
@@ -117,9 +123,10 @@ def test_admin_starts_a_run_with_the_chosen_settings(dash_app, client_for) -> No
     assert out["train-message"]["children"] == "Not started: enter a valid tumor-mask weight."
     out = outputs(call(client_for("admin"), dash_app, "train-message.children",
                        {**values, "train-image-size.value": 72}))
-    assert out["train-message"]["children"] == "Not started: a fine map needs an image size divisible by 16, got 72."
+    assert out["train-message"]["children"] == ("Not started: a refined heatmap needs an image size divisible "
+                                                "by 16, got 72.")
     with session_scope() as db:  # the refused requests queued nothing
-        assert len(db.scalars(select(TrainingRun)).all()) == 2
+        assert len(db.scalars(select(TrainingRun)).all()) == 3
     # A queued run is cancelled at once.
     out = outputs(call(client_for("admin"), dash_app, "train-message.children@", {"train-run.value": 1},
                        triggered="train-cancel.n_clicks"))

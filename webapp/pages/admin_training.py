@@ -25,9 +25,16 @@ CONFIDENCE_OPTIONS = [
     {"label": "90 % of resampled validation patients", "value": 0.9},
     {"label": "95 % of resampled validation patients", "value": 0.95},
 ]
+# The class activation map's grid (TrainSettings.top_down: steps of the top-down path), named by its side at 128 px.
+HEATMAP_GRID_OPTIONS = [
+    {"label": "16×16 where the dataset has tumor masks to teach it, else 8×8", "value": "auto"},
+    {"label": "8×8 at 128 px: the last block alone", "value": 0},
+    {"label": "16×16 at 128 px: one top-down step", "value": 1},
+    {"label": "32×32 at 128 px: two top-down steps", "value": 2},
+]
 # Shown under a finished or running run, in this order.
 SHOWN_SETTINGS = ("epochs", "image_size", "learning_rate", "batch_size", "recall_target", "recall_confidence",
-                  "balance", "appearance_clusters", "augment", "intensity_augment", "fine_map", "mask_weight",
+                  "balance", "appearance_clusters", "augment", "intensity_augment", "top_down", "mask_weight",
                   "transplant_fraction")
 
 STATUS_COLORS = {"queued": "secondary", "running": "primary", "succeeded": "success", "failed": "danger",
@@ -92,7 +99,9 @@ def layout(**_: Any) -> dbc.Container:
             dbc.Col(html.Small("Where the dataset has a tumor mask for each tumor scan (synthetic CT), the heatmap "
                                "is also trained to lie on the tumor, with this weight beside the label's loss; "
                                "0 trains on the labels alone. Datasets without masks always train on the labels.",
-                               className="text-muted"), md=10),
+                               className="text-muted"), md=6),
+            field("Heatmap grid", dcc.Dropdown(id="train-heatmap-grid", options=HEATMAP_GRID_OPTIONS, clearable=False,
+                                               value="auto"), md=4),
         ], className="g-2 mt-1 align-items-end"),
         dbc.Row([
             dbc.Col(dbc.Switch(id="train-balance", label="Balance classes (oversample the minority)", value=True),
@@ -101,8 +110,6 @@ def layout(**_: Any) -> dbc.Container:
                                value=True), md="auto"),
             dbc.Col(dbc.Switch(id="train-intensity", label="Also vary contrast and brightness (off for windowed CT)",
                                value=True), md="auto"),
-            dbc.Col(dbc.Switch(id="train-fine-map", label="Fine heatmap grid (32×32 at 128 px, not 8×8)",
-                               value=False), md="auto"),
             dbc.Col(dbc.Button("Start training", id="train-start", color="primary"), md="auto"),
         ], className="g-3 mt-2 align-items-center"),
         dbc.Alert(id="train-message", is_open=False, className="mt-3 mb-0"),
@@ -138,7 +145,7 @@ def layout(**_: Any) -> dbc.Container:
     State("train-balance", "value"),
     State("train-augment", "value"),
     State("train-intensity", "value"),
-    State("train-fine-map", "value"),
+    State("train-heatmap-grid", "value"),
     State("train-recall-target", "value"),
     State("train-recall-confidence", "value"),
     State("train-mask-weight", "value"),
@@ -146,7 +153,7 @@ def layout(**_: Any) -> dbc.Container:
 )
 def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, image_size: int | None,
               learning_rate: float | None, batch_size: int | None, balance: bool | None,
-              augment: bool | None, intensity: bool | None, fine_map: bool | None,
+              augment: bool | None, intensity: bool | None, top_down: int | str | None,
               recall_percent: float | None, confidence: float | str | None, mask_weight: float | None) -> tuple:
     def refuse(message: str) -> tuple:
         return f"Not started: {message}.", "danger", True, no_update, no_update, no_update
@@ -170,7 +177,8 @@ def start_run(_clicks: int | None, dataset_id: int | None, epochs: int | None, i
     settings = {"epochs": int(epochs), "image_size": int(image_size),  # type: ignore[arg-type]
                 "learning_rate": float(learning_rate), "batch_size": int(batch_size),  # type: ignore[arg-type]
                 "balance": bool(balance), "augment": bool(augment), "intensity_augment": bool(intensity),
-                "fine_map": bool(fine_map), "recall_target": float(recall_percent) / 100.0,  # type: ignore[arg-type]
+                "top_down": None if top_down in (None, "auto") else int(top_down),
+                "recall_target": float(recall_percent) / 100.0,  # type: ignore[arg-type]
                 "recall_confidence": None if confidence in (None, "off") else float(confidence),
                 "mask_weight": float(mask_weight)}  # type: ignore[arg-type]
     try:
