@@ -119,7 +119,7 @@ def test_a_map_at_the_scans_side_points_at_lesions_smaller_than_a_coarse_cell(fu
 
 
 def test_large_activations_are_predicted_in_smaller_chunks_with_the_same_answers(full_map_model_dir, tiny_model_dir):
-    assert Predictor.from_dir(tiny_model_dir).chunk == 64  # 16×16×32 activations: 32 KiB a scan
+    assert Predictor.from_dir(tiny_model_dir).chunk == 64  # 8×8×64 activations (no masks, no top-down step): 16 KiB
     predictor = Predictor.from_dir(full_map_model_dir)  # 64×64×8: 128 KiB a scan
     assert predictor.chunk == 32
     images = tiny_images(100, seed=12)[0][..., 0]
