@@ -179,6 +179,28 @@ def test_a_run_trained_with_tumor_masks_says_so_and_charts_their_loss(dash_app, 
     assert [dash for _, dash in style.values()] == ["solid", "dash", "solid", "dash"]
 
 
+def test_settings_left_automatic_show_what_training_chose_once_its_model_exists(dash_app, client_for) -> None:
+    with session_scope() as db:
+        run = make_run(db, make_prepared_dataset(db, n=10, with_images=False), epochs_done=5, total=5,
+                       status="succeeded", mask_weight=1.0)
+        run.settings = {**run.settings, "top_down": None, "recall_confidence": None}
+        run_id = run.id
+
+    def settings_line() -> str:
+        out = outputs(call(client_for("admin"), dash_app, "train-status.children", {"train-run.value": run_id}))
+        return text_of(find_by_id(out["train-status"]["children"], "train-settings"))
+
+    assert settings_line() == ("epochs 5, image_size 64, learning_rate 0.002, batch_size 16, recall_confidence off, "
+                               "balance True, augment False, top_down automatic, mask_weight 1.0")
+    with session_scope() as db:
+        candidate = make_model_version(db, "v2", status="candidate")
+        candidate.training_run_id = run_id
+        candidate.model_metadata = {**candidate.model_metadata,
+                                    "settings": {"top_down": 1, "recall_confidence": None, "mask_weight": 1.0}}
+    assert settings_line() == ("epochs 5, image_size 64, learning_rate 0.002, batch_size 16, recall_confidence off, "
+                               "balance True, augment False, top_down 1 (automatic), mask_weight 1.0")
+
+
 def test_time_left_assumes_the_mean_epoch_time_so_far() -> None:
     assert estimate_remaining(elapsed_s=20, epochs_done=2, total_epochs=5) == 30
     assert estimate_remaining(elapsed_s=20, epochs_done=0, total_epochs=5) is None

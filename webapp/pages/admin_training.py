@@ -36,6 +36,8 @@ HEATMAP_GRID_OPTIONS = [
 SHOWN_SETTINGS = ("epochs", "image_size", "learning_rate", "batch_size", "recall_target", "recall_confidence",
                   "balance", "appearance_clusters", "augment", "intensity_augment", "top_down", "mask_weight",
                   "transplant_fraction")
+# What a setting left as None means, before training has chosen (TrainSettings: top_down None resolves by masks).
+UNSET_MEANS = {"top_down": "automatic", "recall_confidence": "off"}
 
 STATUS_COLORS = {"queued": "secondary", "running": "primary", "succeeded": "success", "failed": "danger",
                  "cancelled": "warning"}
@@ -50,6 +52,17 @@ def duration(seconds: float | None) -> str:
 
 def field(label: str, control: Any, md: int = 2) -> dbc.Col:
     return dbc.Col([dbc.Label(label, html_for=getattr(control, "id", None)), control], md=md)
+
+
+def settings_summary(requested: dict[str, Any], used: dict[str, Any]) -> str:
+    """The run's settings as requested; one left automatic shows what training chose once its model exists."""
+    parts = []
+    for key in (k for k in SHOWN_SETTINGS if k in requested):
+        value = requested[key]
+        if value is None:
+            value = UNSET_MEANS.get(key, "none") if used.get(key) is None else f"{used[key]} (automatic)"
+        parts.append(f"{key} {value}")
+    return ", ".join(parts)
 
 
 def mask_use(epochs: list[tuple[int, dict[str, Any]]], settings: dict[str, Any]) -> str:
@@ -266,8 +279,8 @@ def show_progress(_n: int | None, run_id: int | None) -> tuple:
                                f" ({progress.candidate_status})"]))
     if progress.epochs:
         lines.append(html.Div(mask_use(progress.epochs, progress.settings), id="train-masks"))
-    settings = ", ".join(f"{k} {progress.settings[k]}" for k in SHOWN_SETTINGS if k in progress.settings)
-    lines.append(html.Div(settings, className="text-muted small"))
+    lines.append(html.Div(settings_summary(progress.settings, progress.used_settings), className="text-muted small",
+                          id="train-settings"))
     # Stop polling once the run is over and, when it succeeded, its candidate is registered.
     finished = progress.status in FINAL_STATUSES and (progress.status != "succeeded" or progress.candidate)
     return (

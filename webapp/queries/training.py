@@ -41,6 +41,8 @@ class RunProgress:
     cancel_requested: bool
     candidate: str | None
     candidate_status: str | None = None
+    # The settings training used, from the candidate's metadata: what it chose where a setting was left automatic.
+    used_settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,6 +67,7 @@ def run_progress(session: Session, run_id: int, now: datetime | None = None) -> 
         remaining_s=remaining, error=run.error, cancel_requested=run.cancel_requested,
         candidate=candidate.version if candidate else None,
         candidate_status=candidate.status if candidate else None,
+        used_settings=dict((candidate.model_metadata or {}).get("settings") or {}) if candidate else {},
     )
 
 
