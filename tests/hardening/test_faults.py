@@ -11,8 +11,9 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -24,6 +25,9 @@ from tests.webapp.conftest import create_role_users
 from tests.worker.conftest import batch_state, install_model, wait_for_final
 from tests.worker.test_reliability import private_redis  # noqa: F401  (fixture)
 
+if TYPE_CHECKING:
+    from tests.conftest import TestEnv
+
 FAST_SWEEP = {"TUMORSCREEN_STALE_AFTER_S": "2", "TUMORSCREEN_SWEEP_INTERVAL_S": "0.5", "TUMORSCREEN_CHUNK_SIZE": "2"}
 QUEUE_DOWN = "The queue is unreachable right now; the batch is stored and will be screened as soon as it is back."
 
@@ -32,6 +36,26 @@ def good_files(count: int, start: int = 500):
     from worker.intake import IntakeFile
 
     return [IntakeFile(f"scan-{i:03d}.png", head_png(start + i, 64)) for i in range(count)]
+
+
+@pytest.fixture
+def start_hanging_worker(tmp_path: Path) -> Iterator[Callable[[TestEnv], ManagedProcess]]:
+    """Starts real screening workers whose chunks hang on scans named `slow-*` (tests.hardening.slow_worker_app);
+    ends them after the test."""
+    started: list[ManagedProcess] = []
+
+    def start(env: TestEnv) -> ManagedProcess:
+        name = f"slow-{uuid.uuid4().hex[:6]}"
+        worker = ManagedProcess([str(BIN / "celery"), "-A", "tests.hardening.slow_worker_app", "worker", "-Q",
+                                 "screening", "-c", "1", "-n", f"{name}@%h", "--loglevel", "INFO",
+                                 "--without-gossip", "--without-mingle"], env.vars(), tmp_path / f"{name}.log")
+        started.append(worker)
+        wait_for(lambda: "ready." in worker.log() or not worker.alive(), 60, "the worker to start")
+        return worker
+
+    yield start
+    for worker in started:
+        worker.discard()
 
 
 def assert_predicted_once(state: dict, status: str = "done") -> None:
@@ -46,18 +70,22 @@ def assert_predicted_once(state: dict, status: str = "done") -> None:
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_batch_of_good_and_hostile_files(make_env, start_worker, handmade_model_dir) -> None:
+def test_worker_killed_mid_batch_of_good_and_hostile_files(make_env, start_worker, start_hanging_worker,
+                                                           handmade_model_dir) -> None:
     from worker.intake import IntakeFile, submit_batch
 
     env = make_env(database="postgres", broker="redis", TUMORSCREEN_MAX_FILE_MB=str(MAX_FILE_MB), **FAST_SWEEP)
     install_model(env, handmade_model_dir)
-    files = good_files(80) + [IntakeFile(item.name, item.data) for item in hostile_corpus()]
+    # The first worker hangs in the chunk that holds slow-0.png, so the kill lands mid-batch, a chunk in flight,
+    # however fast the other chunks go (killed at a chosen count instead, a worker once finished all 94 first).
+    files = (good_files(10) + [IntakeFile("slow-0.png", head_png(950, 64))] + good_files(70, 600)
+             + [IntakeFile(item.name, item.data) for item in hostile_corpus()])
     result = submit_batch(files, user_id=None)
-    worker = start_worker(env)
+    worker = start_hanging_worker(env)
     wait_for(lambda: batch_state(env, result.batch_id)["predicted"] >= 6, 90, "the first chunks")
     worker.kill()  # SIGKILL to the worker and its pool child
     worker.proc.wait(10)
-    assert 0 < batch_state(env, result.batch_id)["predicted"] < result.accepted
+    assert 0 < batch_state(env, result.batch_id)["predicted"] <= 10 < result.accepted
     start_worker(env)
     state = wait_for_final(env, result.batch_id, timeout=180)
     assert_predicted_once(state, "done_with_errors")
@@ -167,27 +195,20 @@ def test_postgres_stopped_and_started_mid_batch(make_env, start_worker, start_we
 
 @pytest.mark.slow
 def test_chunks_that_hang_past_the_soft_limit_fail_with_a_clear_error(make_env, handmade_model_dir,
-                                                                      tmp_path) -> None:
+                                                                      start_hanging_worker) -> None:
     from worker.intake import IntakeFile, submit_batch
 
     env = make_env(database="postgres", broker="redis", TUMORSCREEN_TASK_SOFT_LIMIT_S="2",
                    TUMORSCREEN_TASK_HARD_LIMIT_S="20", **FAST_SWEEP)
     install_model(env, handmade_model_dir)
     files = good_files(4) + [IntakeFile(f"slow-{i}.png", head_png(950 + i, 64)) for i in range(2)] + good_files(2, 990)
-    name = f"slow-{uuid.uuid4().hex[:6]}"
-    worker = ManagedProcess([str(BIN / "celery"), "-A", "tests.hardening.slow_worker_app", "worker", "-Q",
-                             "screening", "-c", "1", "-n", f"{name}@%h", "--loglevel", "INFO",
-                             "--without-gossip", "--without-mingle"], env.vars(), tmp_path / f"{name}.log")
-    try:
-        wait_for(lambda: "ready." in worker.log() or not worker.alive(), 60, "the worker to start")
-        result = submit_batch(files, user_id=None)
-        state = wait_for_final(env, result.batch_id, timeout=120)
-        assert_predicted_once(state, "done_with_errors")
-        outcome = {s["file"]: (s["status"], s["error"]) for s in state["scans"]}
-        assert outcome.pop("slow-0.png") == outcome.pop("slow-1.png") == ("failed", "screening timed out after 2 s")
-        assert set(outcome.values()) == {("predicted", None)} and state["failed"] == 2
-        assert worker.alive()
-        after = submit_batch(good_files(3, 1200), user_id=None)  # the worker still screens
-        assert_predicted_once(wait_for_final(env, after.batch_id, timeout=60))
-    finally:
-        worker.stop()
+    worker = start_hanging_worker(env)
+    result = submit_batch(files, user_id=None)
+    state = wait_for_final(env, result.batch_id, timeout=120)
+    assert_predicted_once(state, "done_with_errors")
+    outcome = {s["file"]: (s["status"], s["error"]) for s in state["scans"]}
+    assert outcome.pop("slow-0.png") == outcome.pop("slow-1.png") == ("failed", "screening timed out after 2 s")
+    assert set(outcome.values()) == {("predicted", None)} and state["failed"] == 2
+    assert worker.alive()
+    after = submit_batch(good_files(3, 1200), user_id=None)  # the worker still screens
+    assert_predicted_once(wait_for_final(env, after.batch_id, timeout=60))
