@@ -62,7 +62,7 @@ def build_tumorscreen(image_size: int = 128, width: int = 16, depth: int = 5, dr
         lateral = layers.Conv2D(filters, 1, use_bias=False, name=f"up{block}_lateral")(skip)
         x = layers.Add(name=f"up{block}_add")([up, lateral])
         x = conv_bn_relu(x, filters, name=f"up{block}_mix", relu_name="activations" if step == top_down else None)
-    # The head is float32 whatever the convolutions compute in (ml.precision): the average of 64 cells, the
+    # The head is float32 whatever the convolutions compute in (ml.precision): the average of 64 or more cells, the
     # logit and the probability keep their digits.
     x = layers.GlobalAveragePooling2D(name="features", dtype="float32")(x)
     x = layers.Dropout(dropout, name="dropout", dtype="float32")(x)
