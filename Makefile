@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8050
 
-.PHONY: run test screenshots install install-dev browser services migrate clean help
+.PHONY: run test lint screenshots install install-dev browser services migrate clean help
 
 help:
 	@echo "make run   - install, migrate, prepare a first model if none, start web (:$(PORT)) and worker"
-	@echo "make test  - install runtime+test requirements, chromium, check PostgreSQL/Redis, run all tests"
+	@echo "make test  - install runtime+test requirements, chromium, check PostgreSQL/Redis, lint, run all tests"
+	@echo "make lint  - ruff (pyflakes, pycodestyle, bugbear; ruff.toml) over the whole tree"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +38,10 @@ browser:
 services:
 	@bash scripts/ensure_services.sh
 
-test: install-dev browser services
+lint: install-dev
+	$(BIN)/ruff check .
+
+test: install-dev browser services lint
 	$(BIN)/python -m pytest
 
 # The README's pictures: the browser tests, writing into docs/screenshots.

@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     images = rng.random((args.batch, args.size, args.size, 1), dtype=np.float32)
     labels = (np.arange(args.batch) % 2).astype(np.float32)
-    models = {"keras BatchNormalization": _network(False, args.size), "fused (ml.batch_norm)": _network(True, args.size)}
+    models = {"keras BatchNormalization": _network(False, args.size),
+              "fused (ml.batch_norm)": _network(True, args.size)}
     for model in models.values():
         _round(model, images, labels, 3)  # tracing and warm-up
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in models}

@@ -36,18 +36,18 @@ def time_calls(call, repeats: int) -> list[float]:
 def onnx_rows(model_dir: Path, images: np.ndarray, repeats: int, batch: int) -> list[list]:
     from ml.predictor import Predictor
 
-    rows = []
-    for threads in (1, 2):
+    def row(threads: int) -> list:
         predictor = Predictor.from_dir(model_dir, intra_op_threads=threads)
-        one = images[:1]
+        one, many = images[:1], images[:batch]
         p50, p95 = percentiles(time_calls(lambda: predictor.forward(one), repeats))
         full50, full95 = percentiles(time_calls(lambda: predictor.predict(one), repeats))
-        batch_s = min(time_calls(lambda: predictor.forward(images[:batch]), 5))
-        full_batch_s = min(time_calls(lambda: predictor.predict(images[:batch]), 5))
-        one_run_s = min(time_calls(lambda: predictor.session.run(None, {"image": images[:batch, ..., None]}), 5))
-        rows.append([f"onnxruntime ({threads} thread{'s' if threads > 1 else ''})", p50, p95, full50, full95,
-                     batch / batch_s, batch / full_batch_s, batch / one_run_s])
-    return rows
+        batch_s = min(time_calls(lambda: predictor.forward(many), 5))
+        full_batch_s = min(time_calls(lambda: predictor.predict(many), 5))
+        one_run_s = min(time_calls(lambda: predictor.session.run(None, {"image": many[..., None]}), 5))
+        return [f"onnxruntime ({threads} thread{'s' if threads > 1 else ''})", p50, p95, full50, full95,
+                batch / batch_s, batch / full_batch_s, batch / one_run_s]
+
+    return [row(threads) for threads in (1, 2)]
 
 
 def tensorflow_row(model_dir: Path, images: np.ndarray, repeats: int, batch: int) -> list:

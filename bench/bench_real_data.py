@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="steps of the top-down path, each doubling the heatmap grid's side "
                              "(TrainSettings.top_down; by default 1 where training has tumor masks, else 0)")
     parser.add_argument("--appearance-clusters", type=int, default=TrainSettings().appearance_clusters,
-                        help="balance the classes within this many thumbnail clusters (TrainSettings.appearance_clusters)")
+                        help="balance the classes within this many thumbnail clusters "
+                             "(TrainSettings.appearance_clusters)")
     parser.add_argument("--precision", choices=PRECISIONS, default=TrainSettings().precision,
                         help="what the convolutions train in (TrainSettings.precision)")
     args = parser.parse_args(argv)

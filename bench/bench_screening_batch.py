@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                                       "forward_img_per_s_2_threads": forward[2], "worker_threads": worker_threads,
                                       "ratio_to_forward": rate / forward[worker_threads],
                                       "worker_peak_mib": memory.peak_mib,
-                                      "worker_peak_pss_mib": memory.peak_pss_mib, "per_process_mib": memory.per_process_mib,
+                                      "worker_peak_pss_mib": memory.peak_pss_mib,
+                                      "per_process_mib": memory.per_process_mib,
                                       "tensorflow_loaded": memory.tensorflow_loaded, "load_average": load_average()})
     return 0
 

@@ -17,6 +17,10 @@ from bench.common import WORK, print_table, write_results
 from bench.screening_stack import default_model_dir, load_average, screening_stack
 
 
+def _p50_p95(values_ms: np.ndarray) -> dict[str, float]:
+    return {"p50": float(np.percentile(values_ms, 50)), "p95": float(np.percentile(values_ms, 95))}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="model directory (default: the local active model)")
@@ -57,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {load_average()}")
     print_table(["stage", "p50 ms", "p95 ms"], rows)
     write_results("screening_latency", {"scans": args.scans, "side": args.side, "load_average": load_average(),
-                                        "intake_ms": {"p50": float(np.percentile(intake_ms, 50)), "p95": float(np.percentile(intake_ms, 95))},
-                                        "total_ms": {"p50": float(np.percentile(total_ms, 50)), "p95": float(np.percentile(total_ms, 95))}})
+                                        "intake_ms": _p50_p95(intake_ms), "total_ms": _p50_p95(total_ms)})
     return 0
 
 

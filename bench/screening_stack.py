@@ -63,7 +63,8 @@ def screening_stack(model_dir: Path, **settings: str) -> Iterator[dict]:
     data_dir = Path(tempfile.mkdtemp(prefix="ts-bench-"))
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "TUMORSCREEN_DATA_DIR": str(data_dir),
            "SECRET_KEY": secrets.token_hex(16), "PYTHONPATH": str(ROOT), **settings}
-    os.environ.update({k: v for k, v in env.items() if k.startswith(("TUMORSCREEN_", "DATABASE_", "REDIS_", "SECRET_"))})
+    prefixes = ("TUMORSCREEN_", "DATABASE_", "REDIS_", "SECRET_")
+    os.environ.update({k: v for k, v in env.items() if k.startswith(prefixes)})
     from core.config import get_settings
     from core.db import dispose_engines, session_scope
     from worker.celery_app import reconfigure

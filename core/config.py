@@ -112,7 +112,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "TUMORSCREEN_DATA_DIR": ("var/", "folder for the SQLite database, the local broker and caches"),
     "DATABASE_URL": ("SQLite file in the data folder", "SQLAlchemy URL; `postgres://` is accepted"),
     "REDIS_URL": ("none: filesystem broker + SQLite results", "Redis for Celery broker and results; `rediss://` works"),
-    "SECRET_KEY": ("random, kept in the data folder (development only)", "signs session cookies; required in production"),
+    "SECRET_KEY": ("random, kept in the data folder (development only)",
+                   "signs session cookies; required in production"),
     "TUMORSCREEN_MAX_FILE_MB": ("20", "largest single uploaded file"),
     "TUMORSCREEN_MAX_BATCH_FILES": ("2000", "most files (after unzipping) in one batch"),
     "TUMORSCREEN_MAX_ZIP_MEMBERS": ("5000", "most members a ZIP may have"),
@@ -133,7 +134,9 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "TUMORSCREEN_LOGIN_MAX_FAILURES": ("5", "failed logins per account or address before lock-out"),
     "TUMORSCREEN_LOGIN_WINDOW_S": ("900", "window for counting failed logins"),
     "TUMORSCREEN_ADMIN_PASSWORD": ("random, printed once", "password of the `admin` user created on first run"),
-    "TUMORSCREEN_PROXY_HOPS": ("1 on Heroku, else 0", "reverse proxies whose X-Forwarded-For is trusted (client address for login throttling)"),
+    "TUMORSCREEN_PROXY_HOPS": ("1 on Heroku, else 0",
+                               "reverse proxies whose X-Forwarded-For is trusted "
+                               "(client address for login throttling)"),
 }
 
 

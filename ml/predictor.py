@@ -51,8 +51,8 @@ def class_activation_map(activations: np.ndarray, weights: np.ndarray | None, si
     Bicubic, not bilinear: a bilinear map peaks at a cell centre, so a tumor smaller than a cell that lies
     between two centres could never be pointed at; a bicubic one peaks between the cells that see the tumor,
     towards the stronger. Synthetic CT, one model, 8×8 map: the peak inside 0.57 of the test tumors against
-    0.44 (3,000 slices, 12 epochs, python -m bench.bench_synthetic). Its undershoot below the lowest cell is cut off, so that it
-    does not lift the background when the map is scaled.
+    0.44 (3,000 slices, 12 epochs, python -m bench.bench_synthetic). Its undershoot below the lowest cell is cut off,
+    so that it does not lift the background when the map is scaled.
 
     Min-max rather than ReLU: for a scan predicted negative the whole map can be below zero, and the
     reader still needs to see which region pushed the score up the most. Without weights (a head that

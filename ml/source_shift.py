@@ -73,7 +73,8 @@ def annotate(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     scale = max(height, width) / 512.0
     colour = int(rng.choice([200, 255]))
     thickness = max(1, round(2 * scale))
-    cv2.putText(image, f"L  {int(rng.integers(1, 40))}/{int(rng.integers(40, 60))}", (round(8 * scale), round(28 * scale)),
+    label = f"L  {int(rng.integers(1, 40))}/{int(rng.integers(40, 60))}"
+    cv2.putText(image, label, (round(8 * scale), round(28 * scale)),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale, colour, thickness)
     cv2.putText(image, "R", (width - round(30 * scale), height - round(12 * scale)),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.9 * scale, colour, thickness)

@@ -634,8 +634,8 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     metrics["validation"] = {key: validation[key] for key in ("n", "accuracy", "recall", "specificity", "roc_auc")}
     # The epoch early stopping kept: with masks it watched the total loss (the label's is "val_loss").
     best = min(history, key=lambda entry: entry.get("val_total_loss", entry.get("val_loss", np.inf)))
-    metrics["training"] = {"epochs_run": len(history), "best_epoch": best["epoch"], "fit_seconds": round(fit_seconds, 1),
-                           "parameters": metadata["parameters"]}
+    metrics["training"] = {"epochs_run": len(history), "best_epoch": best["epoch"],
+                           "fit_seconds": round(fit_seconds, 1), "parameters": metadata["parameters"]}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out_dir / "curves.json").write_text(json.dumps({**curves(y_test, scores), "history": history}))
     (out_dir / "test_scores.json").write_text(json.dumps({"y_true": [int(v) for v in y_test],

@@ -114,7 +114,8 @@ from webapp.figures.data import image_grid
 
 means = mean_std_images(prepared)
 image_grid({f"mean, {label}": mean for label, (mean, _) in means.items()}, "Mean image per class")"""),
-    ("code", """image_grid({f"std, {label}": std for label, (_, std) in means.items()}, "Variability per class", colorscale="Viridis")"""),
+    ("code", """image_grid({f"std, {label}": std for label, (_, std) in means.items()}, "Variability per class",
+           colorscale="Viridis")"""),
     ("md", """## Difference of the class means
 
 Mean tumor image minus mean no-tumor image. Lesions anywhere in the brain show as a diffuse positive
@@ -158,8 +159,7 @@ pipeline works, not how good the model is; with `TUMORSCREEN_NOTEBOOK_DATA` it t
 default settings.
 
 {SWITCH}"""),
-    ("code", SETUP + """
-from ml.dataset import read_metadata
+    ("code", "from ml.dataset import read_metadata\n" + SETUP + """
 
 prepared = nd.prepared_folder()"""),
     ("md", "## Training"),

@@ -112,7 +112,8 @@ class TestEnv:
 
     def activate(self) -> None:
         """Make this process use this environment (settings, engine, Celery app)."""
-        os.environ.update({k: v for k, v in self.vars().items() if k.startswith(("TUMORSCREEN_", "DATABASE_", "SECRET_"))})
+        prefixes = ("TUMORSCREEN_", "DATABASE_", "SECRET_")
+        os.environ.update({k: v for k, v in self.vars().items() if k.startswith(prefixes)})
         if self.redis_url:
             os.environ["REDIS_URL"] = self.redis_url
         else:

@@ -70,7 +70,8 @@ def prepare(dataset_id: int, progress: Progress | None = None) -> Path:
         similarity = {key: float(options[key]) for key in SIMILARITY_OPTIONS if key in options}
         report = prepare_dataset(
             src, out, size=int(options.get("size") or get_settings().image_size), seed=int(options.get("seed", 0)),
-            val_fraction=float(options.get("val_fraction", 0.15)), test_fraction=float(options.get("test_fraction", 0.15)),
+            val_fraction=float(options.get("val_fraction", 0.15)),
+            test_fraction=float(options.get("test_fraction", 0.15)),
             tumor_classes=options.get("tumor_classes"), normal_classes=options.get("normal_classes"),
             window=(get_settings().window_center, get_settings().window_width), processes=2, **similarity,
         )

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-29 14:31:04.842834
 """
 from __future__ import annotations
@@ -118,7 +118,8 @@ def upgrade() -> None:
     sa.Column('height', sa.Integer(), nullable=False),
     sa.Column('format', sa.String(length=16), nullable=False),
     sa.Column('image_blob', sa.String(length=64), nullable=True),
-    sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_dataset_items_dataset_id_datasets'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'],
+                            name=op.f('fk_dataset_items_dataset_id_datasets'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['image_blob'], ['blobs.key'], name=op.f('fk_dataset_items_image_blob_blobs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dataset_items'))
     )
@@ -193,7 +194,8 @@ def upgrade() -> None:
     sa.Column('retired_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['keras_blob'], ['blobs.key'], name=op.f('fk_model_versions_keras_blob_blobs')),
     sa.ForeignKeyConstraint(['onnx_blob'], ['blobs.key'], name=op.f('fk_model_versions_onnx_blob_blobs')),
-    sa.ForeignKeyConstraint(['training_run_id'], ['training_runs.id'], name=op.f('fk_model_versions_training_run_id_training_runs')),
+    sa.ForeignKeyConstraint(['training_run_id'], ['training_runs.id'],
+                            name=op.f('fk_model_versions_training_run_id_training_runs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_model_versions')),
     sa.UniqueConstraint('version', name=op.f('uq_model_versions_version'))
     )
@@ -220,7 +222,8 @@ def upgrade() -> None:
     sa.Column('epoch', sa.Integer(), nullable=False),
     sa.Column('metrics', sa.JSON(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['run_id'], ['training_runs.id'], name=op.f('fk_training_epochs_run_id_training_runs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['run_id'], ['training_runs.id'],
+                            name=op.f('fk_training_epochs_run_id_training_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_training_epochs')),
     sa.UniqueConstraint('run_id', 'epoch', name='uq_training_epochs_run_epoch')
     )
@@ -240,7 +243,8 @@ def upgrade() -> None:
     sa.Column('latency_ms', sa.Float(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['heatmap_blob'], ['blobs.key'], name=op.f('fk_predictions_heatmap_blob_blobs')),
-    sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'], name=op.f('fk_predictions_model_version_id_model_versions')),
+    sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'],
+                            name=op.f('fk_predictions_model_version_id_model_versions')),
     sa.ForeignKeyConstraint(['scan_id'], ['scans.id'], name=op.f('fk_predictions_scan_id_scans'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_predictions')),
     sa.UniqueConstraint('scan_id', 'model_version_id', name='uq_predictions_scan_model')

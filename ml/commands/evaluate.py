@@ -29,7 +29,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", required=True, type=Path, help="where to write the metrics")
     parser.add_argument("--masks", type=Path, metavar="DIR",
                         help="folder of tumor masks, <image stem>.png (synthetic sets)")
-    parser.add_argument("--tumor-classes", type=_names, help="comma-separated class folders meaning tumor (raw datasets)")
+    parser.add_argument("--tumor-classes", type=_names,
+                        help="comma-separated class folders meaning tumor (raw datasets)")
     parser.add_argument("--normal-classes", type=_names, help="comma-separated class folders meaning no tumor")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     return parser.parse_args(argv)

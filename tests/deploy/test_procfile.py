@@ -98,7 +98,7 @@ def test_release_web_worker_and_trainer_screen_a_batch_as_on_heroku(
     dynos = honcho(["start", "web", "worker", "trainer"], {**config, "PORT": str(port)}, tmp_path / "dynos.log")
     try:
         for name in ("screening", "training"):
-            wait_for(lambda: re.search(rf"{name}@\S+ ready\.", dynos.log()) or not dynos.alive(), 90,
+            wait_for(lambda name=name: re.search(rf"{name}@\S+ ready\.", dynos.log()) or not dynos.alive(), 90,
                      f"the {name} worker to start")
         assert dynos.alive(), dynos.log()
         base = f"http://127.0.0.1:{port}"

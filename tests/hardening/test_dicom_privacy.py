@@ -125,8 +125,8 @@ def test_no_planted_identifier_survives_anywhere(make_env, start_web, start_work
     items = [Item("ct.dcm", identified_dicom(1), None),
              Item("raw-stream.dcm", identified_dicom(2, preamble=False), None),
              Item("mr.dcm", identified_dicom(3, modality="MR"), None),
-             Item("series.zip", _zip([("a/ct.dcm", identified_dicom(4)), ("a/mr.dcm", identified_dicom(5, modality="MR"))]),
-                  None)]
+             Item("series.zip",
+                  _zip([("a/ct.dcm", identified_dicom(4)), ("a/mr.dcm", identified_dicom(5, modality="MR"))]), None)]
     with httpx.Client(base_url=base, timeout=60) as client:
         _login(client)
         response = client.post("/_dash-update-component", json=upload_body(client, items))

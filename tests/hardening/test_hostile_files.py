@@ -103,20 +103,21 @@ def _login(client: httpx.Client) -> None:
 
 def upload_body(client: httpx.Client, items: tuple[Item, ...] | list[Item]) -> dict:
     """The request the browser's Screen page sends for a drop of `items`, from the served dependencies."""
-    for spec in client.get("/_dash-dependencies").json():
-        if "screen-result.children" in spec["output"]:
-            from tests.webapp.conftest import parse_outputs
+    from tests.webapp.conftest import parse_outputs
 
-            values = {"screen-upload.contents": [data_url(i.data) for i in items],
-                      "screen-upload.filename": [i.name for i in items]}
+    served = client.get("/_dash-dependencies").json()
+    spec = next((spec for spec in served if "screen-result.children" in spec["output"]), None)
+    if spec is None:
+        raise AssertionError("the Screen page's upload callback is not served")
+    values = {"screen-upload.contents": [data_url(i.data) for i in items],
+              "screen-upload.filename": [i.name for i in items]}
 
-            def fill(entries: list[dict]) -> list[dict]:
-                return [{**e, "value": values.get(f"{e['id']}.{e['property']}")} for e in entries]
+    def fill(entries: list[dict]) -> list[dict]:
+        return [{**e, "value": values.get(f"{e['id']}.{e['property']}")} for e in entries]
 
-            return {"output": spec["output"], "outputs": parse_outputs(spec["output"]),
-                    "inputs": fill(spec["inputs"]), "state": fill(spec["state"]),
-                    "changedPropIds": ["screen-upload.contents"]}
-    raise AssertionError("the Screen page's upload callback is not served")
+    return {"output": spec["output"], "outputs": parse_outputs(spec["output"]),
+            "inputs": fill(spec["inputs"]), "state": fill(spec["state"]),
+            "changedPropIds": ["screen-upload.contents"]}
 
 
 @pytest.mark.slow
@@ -207,6 +208,7 @@ def test_ml_predict_gives_each_file_a_reason_or_a_prediction(handmade_model_dir,
     archives = {"bomb.zip", "traversal.zip", "many.zip", "nested.zip", "locked.zip", "names.zip"}
     for item, path, line in zip(hostile_corpus(), paths, lines):
         entry = json.loads(line)
+        assert entry["file"] == str(path), entry  # in the order given, under the name given
         if item.name in archives:
             # The CLI screens images, not archives: an archive is named for what it is.
             assert entry["error"] == "not an image (a ZIP archive)", entry

@@ -14,8 +14,8 @@ def _train_step(layer, images, upstream):
         tape.watch(images)
         outputs = layer(images, training=True)
         loss = tf.reduce_sum(tf.cast(outputs, tf.float32) * upstream)
-    return [np.asarray(value) for value in
-            (outputs, *tape.gradient(loss, [images, layer.gamma, layer.beta]), layer.moving_mean, layer.moving_variance)]
+    gradients = tape.gradient(loss, [images, layer.gamma, layer.beta])
+    return [np.asarray(value) for value in (outputs, *gradients, layer.moving_mean, layer.moving_variance)]
 
 
 def _pair(shape, rng):

@@ -67,7 +67,8 @@ def test_threshold_needs_tumors():
         choose_threshold(np.array([0, 0]), np.array([0.9, 0.1]), recall_target=0.99)
 
 
-def grouped_scores(rng: np.random.Generator, n_groups: int, per_group: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def grouped_scores(rng: np.random.Generator, n_groups: int,
+                   per_group: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tumor scores that share a per-patient difficulty (neighbouring slices alike), and normals."""
     difficulty = rng.normal(0.0, 1.0, n_groups)
     tumor = np.repeat(difficulty, per_group) + rng.normal(0.0, 0.3, n_groups * per_group) + 3.0

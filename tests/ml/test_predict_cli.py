@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 import cv2
-import numpy as np
 import pytest
 
 from ml.commands.predict import main as predict_main

@@ -13,9 +13,9 @@ from tests.model_fixtures import build_tiny_model_dir, quantized_nodes, tiny_ima
 
 METRIC_KEYS = {"n", "accuracy", "recall", "specificity", "precision", "f1", "roc_auc", "pr_auc", "ece", "threshold",
                "confusion", "latency_ms_p50", "latency_ms_p95", "rejected"}
-METADATA_KEYS = {"format_version", "image_size", "preprocessing", "threshold", "temperature", "calibration_bias", "review_band",
-                 "class_names", "cam_weights", "cam_bias", "projection", "training_data", "settings", "balance",
-                 "created_at"}
+METADATA_KEYS = {"format_version", "image_size", "preprocessing", "threshold", "temperature", "calibration_bias",
+                 "review_band", "class_names", "cam_weights", "cam_bias", "projection", "training_data", "settings",
+                 "balance", "created_at"}
 
 
 def test_training_writes_every_artifact(tiny_model_dir):

@@ -62,10 +62,9 @@ def make_run(session: Session, dataset: Dataset, epochs_done: int, total: int = 
              seconds_per_epoch: float = 10.0, mask_weight: float | None = None) -> TrainingRun:
     """A run with `epochs_done` epochs logged; with `mask_weight`, as if trained with tumor masks."""
     started = datetime.now(timezone.utc) - timedelta(seconds=epochs_done * seconds_per_epoch)
-    run = TrainingRun(dataset_id=dataset.id, settings={"epochs": total, "image_size": 64, "batch_size": 16,
-                                                        "learning_rate": 0.002, "balance": True, "augment": False,
-                                                        **({} if mask_weight is None else {"mask_weight": mask_weight})},
-                      status=status, started_at=started)
+    settings = {"epochs": total, "image_size": 64, "batch_size": 16, "learning_rate": 0.002, "balance": True,
+                "augment": False, **({} if mask_weight is None else {"mask_weight": mask_weight})}
+    run = TrainingRun(dataset_id=dataset.id, settings=settings, status=status, started_at=started)
     session.add(run)
     session.flush()
     for e in range(1, epochs_done + 1):

@@ -220,7 +220,8 @@ def test_refused_promotion_shows_the_reason_and_the_override_is_audited(dash_app
     assert out["models-force"]["style"] == {"display": "inline-block"}
     out = outputs(call(client, dash_app, "models-grid.rowData", {"models-grid.selectedRows": [{"version": "v2"}]},
                        triggered="models-force.n_clicks"))
-    assert out["models-message"]["children"] == "v2 is now the active model (gate overridden; recorded in the audit log)."
+    assert out["models-message"]["children"] == (
+        "v2 is now the active model (gate overridden; recorded in the audit log).")
     with session_scope() as db:
         assert db.scalar(select(ModelVersion.version).where(ModelVersion.status == "active")) == "v2"
         entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "model.promote"))
@@ -301,7 +302,8 @@ app = create_app()
 client = app.server.test_client()
 login(client, "admin", "admin-pass-123")
 answers = [
-    call(client, app, "ds-message.children", {"ds-name.value": "s", "ds-kind.value": "synthetic", "ds-count.value": 40}),
+    call(client, app, "ds-message.children",
+         {"ds-name.value": "s", "ds-kind.value": "synthetic", "ds-count.value": 40}),
     call(client, app, "train-message.children", {"train-dataset.value": dataset_id, "train-epochs.value": 2,
          "train-image-size.value": 64, "train-lr.value": 0.01, "train-batch.value": 8}),
     call(client, app, "train-status.children", {"train-run.value": 1}),

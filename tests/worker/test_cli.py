@@ -42,7 +42,8 @@ def test_screen_wait_json_reports_every_file(make_env, start_worker, handmade_mo
     assert (predicted["status"], predicted["error"]) == ("predicted", None)
     assert predicted["label"] == ("tumor" if probability >= 0.5 else "no_tumor")
     assert predicted["needs_review"] == (abs(probability - 0.5) <= 0.1)
-    assert files["copy.png"] == {**predicted, "file": "copy.png", "status": "duplicate", "error": "duplicate of scan.png"}
+    assert files["copy.png"] == {**predicted, "file": "copy.png", "status": "duplicate",
+                                 "error": "duplicate of scan.png"}
     assert files["notes.txt"] == {"file": "notes.txt", "status": "rejected", "probability": None, "label": None,
                                   "needs_review": None, "error": "not an image (a text file)"}
 
@@ -62,7 +63,8 @@ def test_models_promote_and_rollback_from_the_command_line(make_env, handmade_mo
     assert [(row["version"], row["status"]) for row in listed] == [(second, "active"), (first, "retired")]
     back = _cli(env, "rollback")
     assert (back.returncode, back.stdout.strip()) == (0, f"rolled back: {first} is the active model again")
-    assert _cli(env, "first-run").stdout.strip() == f"first run: 2 model version(s) exist (active: {first}); nothing to do"
+    assert _cli(env, "first-run").stdout.strip() == (
+        f"first run: 2 model version(s) exist (active: {first}); nothing to do")
 
 
 def test_train_queues_a_run_with_the_recall_settings_and_refuses_bad_ones_before_registering(make_env,

@@ -13,7 +13,8 @@ from tests.builders import make_head_slice, make_png
 MB = 1024 * 1024
 
 
-def _zip(members: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED, encrypted: set[str] = frozenset()) -> bytes:
+def _zip(members: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED,
+         encrypted: set[str] = frozenset()) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in members.items():
@@ -73,7 +74,8 @@ def test_zip_limits_refuse_members_and_archives_with_the_reason(make_env) -> Non
     rejected = dict(result.rejected)
     assert rejected == {
         "scans.zip//etc/passwd.png": "unsafe path in ZIP (absolute or leading outside the archive)",
-        "scans.zip/zeros.png": f"compression ratio {_ratio(scans, 'zeros.png')}:1 exceeds the limit of 50:1 (a ZIP bomb?)",
+        "scans.zip/zeros.png":
+            f"compression ratio {_ratio(scans, 'zeros.png')}:1 exceeds the limit of 50:1 (a ZIP bomb?)",
         "scans.zip/locked.png": "encrypted ZIP member: password-protected archives are not accepted",
         "scans.zip/big.png": "file too large (2.0 MB); the limit is 1 MB",
         "broken.zip": rejected["broken.zip"],
@@ -90,8 +92,8 @@ def test_a_zip_over_the_member_or_size_cap_is_refused_whole(make_env) -> None:
 
     many = _zip({f"{i}.png": _head(i) for i in range(4)})
     large = _zip({"a.png": _head(1), "b.bin": bytes(MB)}, compression=zipfile.ZIP_STORED)
-    result = submit_batch([IntakeFile("many.zip", many), IntakeFile("large.zip", large), IntakeFile("ok.png", _head(9))],
-                          user_id=None)
+    result = submit_batch([IntakeFile("many.zip", many), IntakeFile("large.zip", large),
+                           IntakeFile("ok.png", _head(9))], user_id=None)
 
     assert result.accepted == 1
     assert dict(result.rejected) == {"many.zip": "ZIP archive has 4 files; the limit is 3",
@@ -124,7 +126,8 @@ def test_a_batch_of_only_bad_files_is_final_at_once(make_env) -> None:
     assert result.rejected == [("a.txt", "not an image (a text file)"), ("b.txt", "not an image (a text file)")]
     with session_scope(env.database_url) as session:
         batch = session.get(Batch, result.batch_id)
-        assert (batch.status, batch.error, batch.rejected) == ("failed", "no file could be screened (see each file's error)", 2)
+        assert (batch.status, batch.error, batch.rejected) == (
+            "failed", "no file could be screened (see each file's error)", 2)
         assert batch.finished_at is not None
 
 

@@ -97,9 +97,9 @@ def test_the_gate_refuses_a_first_model_below_the_recall_target(make_env, tmp_pa
     from core.db import session_scope
     from worker.model_registry import PromotionRefused, promote
 
-    with pytest.raises(PromotionRefused, match=(rf"^{candidate} has recall 0.000 on its test split, below the target "
-                                                r"0.990 \(TUMORSCREEN_RECALL_TARGET\); promote with force to override$")), \
-            session_scope(env.database_url) as session:
+    refusal = (rf"^{candidate} has recall 0.000 on its test split, below the target "
+               r"0.990 \(TUMORSCREEN_RECALL_TARGET\); promote with force to override$")
+    with pytest.raises(PromotionRefused, match=refusal), session_scope(env.database_url) as session:
         promote(session, candidate, None)
     assert _status(env) == {candidate: "candidate"}
 

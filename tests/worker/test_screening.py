@@ -62,10 +62,12 @@ def test_good_and_bad_files_end_with_one_prediction_each_or_one_clear_error(
     for name in ("a.png", "b.jpg", "c.dcm", "more.zip/d.png"):
         assert (by_file[name]["status"], by_file[name]["predictions"], by_file[name]["error"]) == ("predicted", 1, None)
     for name, reason in dict(result.rejected).items():
-        assert (by_file[name]["status"], by_file[name]["predictions"], by_file[name]["error"]) == ("rejected", 0, reason)
+        entry = by_file[name]
+        assert (entry["status"], entry["predictions"], entry["error"]) == ("rejected", 0, reason)
     assert by_file["a-again.png"]["status"] == "duplicate"
     assert by_file["a-again.png"]["duplicate_of_id"] == by_file["a.png"]["id"]
-    assert (state["accepted"], state["predicted"], state["rejected"], state["duplicates"], state["failed"]) == (4, 4, 5, 1, 0)
+    counts = ("accepted", "predicted", "rejected", "duplicates", "failed")
+    assert tuple(state[count] for count in counts) == (4, 4, 5, 1, 0)
     image, heatmap = stored_image_and_heatmap(env, by_file["a.png"]["id"])
     assert image.shape == (224, 224) and heatmap.shape == (32, 32)  # the heatmap at the model's input size
     assert np.array_equal(heatmap, model_heatmap(handmade_model_dir, image))
@@ -97,7 +99,8 @@ def model_heatmap(model_dir, image: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_the_screening_worker_never_loads_tensorflow_and_stays_small(make_env, start_worker, handmade_model_dir) -> None:
+def test_the_screening_worker_never_loads_tensorflow_and_stays_small(make_env, start_worker,
+                                                                      handmade_model_dir) -> None:
     import psutil
 
     env = make_env(TUMORSCREEN_CHUNK_SIZE="16")
@@ -105,7 +108,8 @@ def test_the_screening_worker_never_loads_tensorflow_and_stays_small(make_env, s
     worker = start_worker(env)
     from worker.intake import IntakeFile, submit_batch
 
-    result = submit_batch([IntakeFile(f"{i}.png", make_png(make_head_slice(128, seed=i))) for i in range(48)], user_id=None)
+    files = [IntakeFile(f"{i}.png", make_png(make_head_slice(128, seed=i))) for i in range(48)]
+    result = submit_batch(files, user_id=None)
     assert wait_for_final(env, result.batch_id)["status"] == "done"
 
     processes = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]

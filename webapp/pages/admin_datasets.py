@@ -60,8 +60,8 @@ def layout(**_: Any) -> dbc.Container:
     form = dbc.Card(dbc.CardBody([
         html.H5("Register a dataset"),
         dbc.Row([
-            dbc.Col([dbc.Label("Name", html_for="ds-name"), dbc.Input(id="ds-name", placeholder="e.g. brain-ct-2026-03")],
-                    md=4),
+            dbc.Col([dbc.Label("Name", html_for="ds-name"),
+                     dbc.Input(id="ds-name", placeholder="e.g. brain-ct-2026-03")], md=4),
             dbc.Col([dbc.Label("Source"), dbc.RadioItems(id="ds-kind", options=KINDS, value="synthetic")], md=4),
             dbc.Col([dbc.Label("Image size (px)", html_for="ds-size"),
                      dbc.Input(id="ds-size", type="number", min=32, max=512, step=16, value=128)], md=2),
