@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transplant", type=float, default=TrainSettings.transplant_fraction,
                         help="share of tumor-free training scans given a moved lesion "
                              "(TrainSettings.transplant_fraction)")
+    parser.add_argument("--small-tumor-cells", type=int, default=TrainSettings.small_tumor_cells,
+                        help="a tumor covering fewer cells of the heatmap's grid weighs in the mask loss as one "
+                             "of this many (TrainSettings.small_tumor_cells)")
     parser.add_argument("--width", type=int, default=TrainSettings.width, help="filters of the first block")
     parser.add_argument("--depth", type=int, default=TrainSettings.depth,
                         help="convolution blocks; the heatmap's side is the input's over 2^(depth-1-top_down)")
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                              top_down=args.top_down, mask_weight=args.mask_weight, width=args.width, depth=args.depth,
                              patience=args.patience, learning_rate=args.learning_rate,
                              batch_size=args.batch_size, transplant_fraction=args.transplant,
-                             precision=args.precision)
+                             small_tumor_cells=args.small_tumor_cells, precision=args.precision)
     if not args.evaluate_only:
         began = time.monotonic()
         train(prepared, model, settings, masks_dir=None if args.no_masks else raw / "masks")

@@ -50,13 +50,30 @@ def training_model(classifier: keras.Model) -> keras.Model:
                        name=f"{classifier.name}_with_{OUTPUT}")
 
 
-def lesion_map_loss(cell_truth, cell_probability):
-    """Binary cross-entropy per cell, tumor cells weighted TUMOR_CELL_WEIGHT; mean over cells."""
+def lesion_map_loss(cell_truth, cell_probability, small_tumor_cells: int = 0):
+    """Binary cross-entropy per cell, tumor cells weighted TUMOR_CELL_WEIGHT; mean over cells.
+
+    With small_tumor_cells = K > 0, a tumor covering n < K cells has each cell weighted K/n times more, so
+    that it weighs in the loss as a tumor of K cells: a large tumor's many cells would otherwise outweigh
+    the small ones, which are the ones the network misses (TrainSettings.small_tumor_cells)."""
     cell_probability = keras.ops.clip(cell_probability, 1e-7, 1.0 - 1e-7)
     entropy = -(cell_truth * keras.ops.log(cell_probability)
                 + (1.0 - cell_truth) * keras.ops.log(1.0 - cell_probability))
-    weight = 1.0 + (TUMOR_CELL_WEIGHT - 1.0) * cell_truth
+    tumor_weight = TUMOR_CELL_WEIGHT
+    if small_tumor_cells > 0:
+        cells = keras.ops.sum(cell_truth, axis=(1, 2, 3), keepdims=True)
+        tumor_weight = TUMOR_CELL_WEIGHT * keras.ops.maximum(1.0, small_tumor_cells / keras.ops.maximum(cells, 1.0))
+    weight = 1.0 + (tumor_weight - 1.0) * cell_truth
     return keras.ops.mean(weight * entropy, axis=(1, 2, 3))
+
+
+def weighted_lesion_map_loss(small_tumor_cells: int):
+    """lesion_map_loss with small_tumor_cells fixed, as Keras takes a loss: (truth, prediction) → loss."""
+    def loss(cell_truth, cell_probability):
+        return lesion_map_loss(cell_truth, cell_probability, small_tumor_cells)
+
+    loss.__name__ = "lesion_map_loss"
+    return loss
 
 
 def cell_targets(masks, grid: int):

@@ -47,6 +47,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="with --masks: this share of the tumor-free training scans, each given a lesion moved "
                              "from a tumor scan, joins training as extra tumor scans; 0: none "
                              f"(default {DEFAULTS.transplant_fraction})")
+    parser.add_argument("--small-tumor-cells", type=int, default=DEFAULTS.small_tumor_cells, metavar="K",
+                        help="with --masks: a tumor covering fewer than K cells of the heatmap's grid weighs in the "
+                             "mask loss as one of K cells; 0: every tumor cell weighs the same "
+                             f"(default {DEFAULTS.small_tumor_cells})")
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--no-intensity-augment", action="store_true",
                         help="vary only the geometry, not contrast, brightness or gamma (CT in a fixed window)")
@@ -86,7 +90,8 @@ def main(argv: list[str]) -> int:
                                  intensity_augment=not args.no_intensity_augment, balance=not args.no_balance,
                                  top_down=args.top_down, mask_weight=args.mask_weight,
                                  appearance_clusters=args.appearance_clusters,
-                                 transplant_fraction=args.transplant, precision=args.precision,
+                                 transplant_fraction=args.transplant, small_tumor_cells=args.small_tumor_cells,
+                                 precision=args.precision,
                                  quantize=not args.float32_onnx)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -26,6 +26,27 @@ def test_a_cell_is_tumor_when_any_of_its_pixels_is():
     np.testing.assert_array_equal(cells, expected)
 
 
+def test_a_tumor_of_fewer_cells_than_small_tumor_cells_weighs_in_the_mask_loss_as_one_of_that_many():
+    from ml.lesion_map import TUMOR_CELL_WEIGHT, lesion_map_loss
+
+    truth = np.zeros((4, 4, 4, 1), np.float32)  # tumor-free; a tumor of 1 cell; of 4 cells; of 8 cells
+    truth[1, 0, 0] = 1.0
+    truth[2, :2, :2] = 1.0
+    truth[3, :2, :] = 1.0
+    probability = np.where(truth > 0, 0.2, 0.1).astype(np.float32)  # every tumor cell missed alike
+    missed, clear = -np.log(0.2), -np.log(0.9)
+
+    def expected(tumor_cell_weights: list[float]) -> np.ndarray:
+        return np.array([(weight * cells * missed + (16 - cells) * clear) / 16
+                         for cells, weight in zip((0, 1, 4, 8), tumor_cell_weights)])
+
+    plain = np.asarray(lesion_map_loss(truth, probability))
+    np.testing.assert_allclose(plain, expected([TUMOR_CELL_WEIGHT] * 4), rtol=1e-5)
+    weighted = np.asarray(lesion_map_loss(truth, probability, small_tumor_cells=4))
+    # The 1-cell tumor weighs as one of 4 cells; the tumors of 4 and 8 cells, and the tumor-free slice, as before.
+    np.testing.assert_allclose(weighted, expected([TUMOR_CELL_WEIGHT * w for w in (1, 4, 1, 1)]), rtol=1e-5)
+
+
 def test_one_random_geometry_moves_a_scan_and_its_mask_and_only_the_scan_changes_grey_levels():
     from ml.augment import ImageMaskAugmenter
 
@@ -126,12 +147,14 @@ def test_train_command_learns_from_the_masks_of_a_synthetic_set(synthetic_prepar
 
     out = tmp_path / "model"
     assert train_main(["--data", str(synthetic_prepared / "prepared"), "--out", str(out), "--masks",
-                       str(synthetic_prepared / "raw" / "masks"), "--mask-weight", "0.5", *TINY_CLI]) == 0
+                       str(synthetic_prepared / "raw" / "masks"), "--mask-weight", "0.5", "--small-tumor-cells", "4",
+                       *TINY_CLI]) == 0
     metadata = json.loads((out / "metadata.json").read_text())
     rows = read_metadata(synthetic_prepared / "prepared")
     tumors_in_training = int(((rows["split"] == "train") & (rows["label"] == "tumor")).sum())
     assert metadata["training_data"]["n_train_masks"] == tumors_in_training > 0
     assert metadata["settings"]["mask_weight"] == 0.5
+    assert metadata["settings"]["small_tumor_cells"] == 4
     assert "mask_loss" in json.loads((out / "curves.json").read_text())["history"][0]
 
 

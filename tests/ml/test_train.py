@@ -88,6 +88,11 @@ def test_settings_refuse_a_negative_mask_weight():
         TrainSettings(mask_weight=-1.0)
 
 
+def test_settings_refuse_a_negative_small_tumor_cell_count():
+    with pytest.raises(ValueError, match="^small_tumor_cells must be non-negative, got -1$"):
+        TrainSettings(small_tumor_cells=-1)
+
+
 def test_settings_refuse_a_single_appearance_cluster():
     with pytest.raises(ValueError, match="^appearance_clusters must be 0 or at least 2, got 1$"):
         TrainSettings(appearance_clusters=1)
