@@ -159,7 +159,7 @@ pipeline works, not how good the model is; with `TUMORSCREEN_NOTEBOOK_DATA` it t
 default settings.
 
 {SWITCH}"""),
-    ("code", "from ml.dataset import read_metadata\n" + SETUP + """
+    ("code", SETUP + """
 
 prepared = nd.prepared_folder()"""),
     ("md", "## Training"),
@@ -187,7 +187,8 @@ keys = ("accuracy", "recall", "specificity", "precision", "f1", "roc_auc", "pr_a
 Synthetic scans come with the tumor's mask, so the heatmaps can be scored: `pointing_game` is the share
 of test-split tumor scans whose heatmap peak lies inside the tumor, `mask_energy` the share of heatmap
 mass inside it. (Real folders have no masks; this cell then says so.)"""),
-    ("code", """from ml.evaluate import evaluate_arrays, load_raw
+    ("code", """from ml.dataset import read_metadata
+from ml.evaluate import evaluate_arrays, load_raw
 from ml.predictor import Predictor
 
 if nd.masks_folder() is None:
