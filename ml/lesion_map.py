@@ -72,7 +72,6 @@ def weighted_lesion_map_loss(small_tumor_cells: int):
     def loss(cell_truth, cell_probability):
         return lesion_map_loss(cell_truth, cell_probability, small_tumor_cells)
 
-    loss.__name__ = "lesion_map_loss"
     return loss
 
 
