@@ -6,6 +6,7 @@ Both run the exported four-output network (the one screening uses); TensorFlow t
 `tf.function`, its fastest path. ONNX Runtime is timed for the bare forward pass (`Predictor.forward`, in
 the predictor's chunks), for the whole `Predictor.predict` (calibration, heatmap upsampling, feature
 position) and, for comparison, for the batch in one session run (as the predictor ran it until late 2026-12-05).
+The last ONNX Runtime row predicts with `refine_heatmaps` (a second forward pass for each heatmap).
 """
 from __future__ import annotations
 
@@ -36,18 +37,19 @@ def time_calls(call, repeats: int) -> list[float]:
 def onnx_rows(model_dir: Path, images: np.ndarray, repeats: int, batch: int) -> list[list]:
     from ml.predictor import Predictor
 
-    def row(threads: int) -> list:
-        predictor = Predictor.from_dir(model_dir, intra_op_threads=threads)
+    def row(threads: int, refine: bool = False) -> list:
+        predictor = Predictor.from_dir(model_dir, intra_op_threads=threads, refine_heatmaps=refine)
         one, many = images[:1], images[:batch]
         p50, p95 = percentiles(time_calls(lambda: predictor.forward(one), repeats))
         full50, full95 = percentiles(time_calls(lambda: predictor.predict(one), repeats))
         batch_s = min(time_calls(lambda: predictor.forward(many), 5))
         full_batch_s = min(time_calls(lambda: predictor.predict(many), 5))
         one_run_s = min(time_calls(lambda: predictor.session.run(None, {"image": many[..., None]}), 5))
-        return [f"onnxruntime ({threads} thread{'s' if threads > 1 else ''})", p50, p95, full50, full95,
+        refined = ", heatmaps refined" if refine else ""
+        return [f"onnxruntime ({threads} thread{'s' if threads > 1 else ''}{refined})", p50, p95, full50, full95,
                 batch / batch_s, batch / full_batch_s, batch / one_run_s]
 
-    return [row(threads) for threads in (1, 2)]
+    return [row(1), row(2), row(2, refine=True)]
 
 
 def tensorflow_row(model_dir: Path, images: np.ndarray, repeats: int, batch: int) -> list:

@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="what the convolutions train in (TrainSettings.precision)")
     parser.add_argument("--patience", type=int, default=TrainSettings.patience,
                         help="epochs without a better validation loss before training stops")
+    parser.add_argument("--refine-heatmaps", action="store_true",
+                        help="score heatmaps made of two passes, the second half a cell apart (Predictor)")
     parser.add_argument("--work", type=Path, default=WORK / "synthetic")
     parser.add_argument("--model", type=Path, help="model folder (default: WORK/model)")
     parser.add_argument("--results", default="synthetic", help="name of the JSON file in bench/results")
@@ -150,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         train(prepared, model, settings, masks_dir=None if args.no_masks else raw / "masks")
         timings["train_s"] = time.monotonic() - began
-    metrics, scans, probability = evaluate_dir(model, prepared, masks_dir=raw / "masks")
+    metrics, scans, probability = evaluate_dir(model, prepared, masks_dir=raw / "masks",
+                                               refine_heatmaps=args.refine_heatmaps)
     called = probability >= metrics["threshold"]
     rows = tumor_rows(pd.read_csv(raw / "manifest.csv"), pd.read_csv(prepared / "metadata.csv"), scans.names)
-    heatmaps = [p.heatmap for p in Predictor.from_dir(model).predict(scans.images)]
+    predictor = Predictor.from_dir(model, refine_heatmaps=args.refine_heatmaps)
+    heatmaps = [p.heatmap for p in predictor.predict(scans.images)]
     pointed = np.array([np.nan if mask is None else float(peak_inside(heatmap, mask))
                         for heatmap, mask in zip(heatmaps, scans.masks)])
     found = found_tumors(scans.labels, probability)
@@ -163,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     snr_rows = by_bin(snr, DETECTABILITY_BINS, scans.labels, probability, called, pointed, found, "SNR")
 
     taught = "labels alone" if args.no_masks else "labels and masks"
+    taught += ", heatmaps refined by a second pass" if args.refine_heatmaps else ""
     print(f"\nsynthetic CT: {args.count} slices, test split {metrics['n']} ({metrics['n_masks']} with a tumor mask); "
           f"model at {args.image_size} px, trained on {taught}; "
           + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
@@ -183,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     print("by detectability (SNR of an ideal observer who knows the head and where the tumor is; about 5 is "
           "the edge of visibility):")
     print_table(["SNR", *columns], snr_rows)
-    write_results(args.results, {"count": args.count, "masks": not args.no_masks, "settings": settings.__dict__,
+    write_results(args.results, {"count": args.count, "masks": not args.no_masks,
+                                "refine_heatmaps": args.refine_heatmaps, "settings": settings.__dict__,
                                 "timings": timings, "metrics": metrics, "detection": detection, "by_size": size_rows,
                                 "by_detectability": snr_rows})
     return 0

@@ -53,6 +53,19 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return FLAG_WORDS[raw.strip().lower()]
+    except KeyError:
+        raise ConfigError(f"{name} must be one of {', '.join(FLAG_WORDS)}, got {raw!r}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str
@@ -69,6 +82,7 @@ class Settings:
     recall_target: float
     chunk_size: int
     inference_threads: int
+    refine_heatmaps: bool
     sweep_interval_s: float
     stale_after_s: float
     task_soft_time_limit_s: int
@@ -123,6 +137,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "TUMORSCREEN_RECALL_TARGET": ("0.99", "recall a model must reach to be promoted without override"),
     "TUMORSCREEN_CHUNK_SIZE": ("64", "scans per screening task"),
     "TUMORSCREEN_INFERENCE_THREADS": ("2", "threads of a worker's forward pass; 1 where each worker has a core"),
+    "TUMORSCREEN_REFINE_HEATMAPS": ("0", "1: each heatmap from two forward passes half a cell apart, sharper on small "
+                                         "tumors at twice the forward cost (`ml.predictor.Predictor`)"),
     "TUMORSCREEN_SWEEP_INTERVAL_S": ("30", "how often the sweeper looks for stuck batches"),
     "TUMORSCREEN_STALE_AFTER_S": ("120", "a queued/running batch with no progress for this long is re-sent"),
     "TUMORSCREEN_TASK_SOFT_LIMIT_S": ("300", "soft time limit of a screening chunk"),
@@ -167,6 +183,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         recall_target=_float(env, "TUMORSCREEN_RECALL_TARGET", 0.99),
         chunk_size=_int(env, "TUMORSCREEN_CHUNK_SIZE", 64),
         inference_threads=_positive_int(env, "TUMORSCREEN_INFERENCE_THREADS", 2),
+        refine_heatmaps=_flag(env, "TUMORSCREEN_REFINE_HEATMAPS", False),
         sweep_interval_s=_float(env, "TUMORSCREEN_SWEEP_INTERVAL_S", 30.0),
         stale_after_s=_float(env, "TUMORSCREEN_STALE_AFTER_S", 120.0),
         task_soft_time_limit_s=_int(env, "TUMORSCREEN_TASK_SOFT_LIMIT_S", 300),

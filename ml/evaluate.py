@@ -179,11 +179,12 @@ def is_prepared(data_dir: str | Path) -> bool:
 
 
 def evaluate_dir(model_dir: str | Path, data_dir: str | Path, masks_dir: str | Path | None = None,
-                 tumor_classes=None, normal_classes=None, intra_op_threads: int = 1) -> tuple[dict, Scans, np.ndarray]:
+                 tumor_classes=None, normal_classes=None, intra_op_threads: int = 1,
+                 refine_heatmaps: bool = False) -> tuple[dict, Scans, np.ndarray]:
     """Evaluate a model directory on a raw folder-per-class dataset or a prepared one (its test split).
 
     Returns (metrics with `rejected` filled in, the scans, their calibrated probabilities)."""
-    predictor = Predictor.from_dir(model_dir, intra_op_threads=intra_op_threads)
+    predictor = Predictor.from_dir(model_dir, intra_op_threads=intra_op_threads, refine_heatmaps=refine_heatmaps)
     if is_prepared(data_dir):
         scans = load_prepared(data_dir, predictor.image_size, masks_dir)
     else:

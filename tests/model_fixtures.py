@@ -62,20 +62,26 @@ def build_tiny_model_dir(path: str | Path, seed: int = 0, on_epoch=None,
                         val_masks=val_masks if masks else None)
 
 
-def handmade_onnx(size: int) -> bytes:
+def handmade_onnx(size: int, pool: int = 1) -> bytes:
     """An ONNX model with the contract's input and outputs whose answers are known by hand:
-    features = mean pixel, logit = 10·(mean − 0.5), probability = sigmoid(logit), activations = the image.
-    So a scan of mean 0.6 scores sigmoid(1) and its heatmap is the image itself, min-max scaled."""
+    features = mean pixel, logit = 10·(mean − 0.5), probability = sigmoid(logit), activations = the image,
+    max-pooled in `pool`×`pool` cells. So a scan of mean 0.6 scores sigmoid(1), and without pooling its heatmap
+    is the image itself, min-max scaled."""
     import onnx
     from onnx import TensorProto, helper
 
+    side = size // pool
+    pooled_map = [helper.make_node("Transpose", ["image"], ["channels_first"], perm=[0, 3, 1, 2]),
+                  helper.make_node("MaxPool", ["channels_first"], ["cells"], kernel_shape=[pool, pool],
+                                   strides=[pool, pool]),
+                  helper.make_node("Transpose", ["cells"], ["activations"], perm=[0, 2, 3, 1])]
     nodes = [
         helper.make_node("ReduceMean", ["image"], ["pooled"], axes=[1, 2], keepdims=0),
         helper.make_node("Identity", ["pooled"], ["features"]),
         helper.make_node("Sub", ["pooled", "half"], ["centred"]),
         helper.make_node("Mul", ["centred", "ten"], ["logit"]),
         helper.make_node("Sigmoid", ["logit"], ["probability"]),
-        helper.make_node("Identity", ["image"], ["activations"]),
+        *(pooled_map if pool > 1 else [helper.make_node("Identity", ["image"], ["activations"])]),
     ]
     scalars = [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
                helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0])]
@@ -84,7 +90,7 @@ def handmade_onnx(size: int) -> bytes:
         [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["N", 1]),
          helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["N", 1]),
          helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 1]),
-         helper.make_tensor_value_info("activations", TensorProto.FLOAT, ["N", size, size, 1])],
+         helper.make_tensor_value_info("activations", TensorProto.FLOAT, ["N", side, side, 1])],
         scalars,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -112,13 +118,13 @@ def handmade_metadata(size: int, threshold: float = 0.5, temperature: float = 1.
     }
 
 
-def build_handmade_model_dir(path: str | Path, size: int = 32, **metadata) -> Path:
+def build_handmade_model_dir(path: str | Path, size: int = 32, pool: int = 1, **metadata) -> Path:
     """A model directory (model.onnx + metadata.json) around `handmade_onnx`, in milliseconds."""
     import json
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    (path / "model.onnx").write_bytes(handmade_onnx(size))
+    (path / "model.onnx").write_bytes(handmade_onnx(size, pool))
     (path / "metadata.json").write_text(json.dumps(handmade_metadata(size, **metadata)))
     return path
 

@@ -29,7 +29,9 @@ def predictor_for(session: Session, version: ModelVersion) -> Predictor:
         if _loaded is not None and _loaded[0] == version.version:
             return _loaded[1]
         folder = materialise(session, version)
-        predictor = Predictor.from_dir(folder, intra_op_threads=get_settings().inference_threads)
+        settings = get_settings()
+        predictor = Predictor.from_dir(folder, intra_op_threads=settings.inference_threads,
+                                       refine_heatmaps=settings.refine_heatmaps)
         _loaded = (version.version, predictor)
         return predictor
 

@@ -33,6 +33,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="comma-separated class folders meaning tumor (raw datasets)")
     parser.add_argument("--normal-classes", type=_names, help="comma-separated class folders meaning no tumor")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--refine-heatmaps", action="store_true",
+                        help="each heatmap from two passes, the second half a cell apart (twice the forward cost)")
     return parser.parse_args(argv)
 
 
@@ -44,7 +46,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
         metrics, _, _ = evaluate_dir(args.model, args.data, args.masks, args.tumor_classes, args.normal_classes,
-                                     intra_op_threads=args.threads)
+                                     intra_op_threads=args.threads, refine_heatmaps=args.refine_heatmaps)
     except (UnknownClassFolder, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -26,6 +26,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--heatmaps", type=Path, help="write a heatmap overlay PNG per file into this folder")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--refine-heatmaps", action="store_true",
+                        help="each heatmap from two passes, the second half a cell apart (twice the forward cost)")
     return parser.parse_args(argv)
 
 
@@ -74,7 +76,8 @@ def _report(path: Path, prediction: Prediction | None, error: str | None, heatma
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
-        predictor = Predictor.from_dir(args.model, intra_op_threads=args.threads)
+        predictor = Predictor.from_dir(args.model, intra_op_threads=args.threads,
+                                       refine_heatmaps=args.refine_heatmaps)
     except (OSError, KeyError, ValueError) as error:
         print(f"error: cannot load model from {args.model}: {error}", file=sys.stderr)
         return 2

@@ -46,3 +46,16 @@ def test_a_malformed_number_names_the_setting(tmp_path: Path) -> None:
 def test_inference_threads_below_one_are_refused(tmp_path: Path, raw: str) -> None:
     with pytest.raises(ConfigError, match=f"^TUMORSCREEN_INFERENCE_THREADS must be at least 1, got {raw}$"):
         load_settings({"TUMORSCREEN_DATA_DIR": str(tmp_path), "TUMORSCREEN_INFERENCE_THREADS": raw})
+
+
+@pytest.mark.parametrize(("raw", "refine"), [(None, False), ("", False), ("1", True), ("Yes", True), ("on", True),
+                                             ("0", False), ("false", False), ("OFF", False)])
+def test_refined_heatmaps_are_off_unless_switched_on(tmp_path: Path, raw: str | None, refine: bool) -> None:
+    env = {"TUMORSCREEN_DATA_DIR": str(tmp_path)} | ({} if raw is None else {"TUMORSCREEN_REFINE_HEATMAPS": raw})
+    assert load_settings(env).refine_heatmaps is refine
+
+
+def test_a_malformed_switch_names_the_setting_and_its_words(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^TUMORSCREEN_REFINE_HEATMAPS must be one of 1, true, yes, on, 0, false, "
+                                          r"no, off, got 'sharp'$"):
+        load_settings({"TUMORSCREEN_DATA_DIR": str(tmp_path), "TUMORSCREEN_REFINE_HEATMAPS": "sharp"})

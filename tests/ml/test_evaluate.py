@@ -12,6 +12,7 @@ from ml.evaluate import evaluate_arrays, normalised_mask, peak_inside
 from ml.normalise import normalise, prepare_image
 from ml.predictor import Predictor, class_activation_map
 from tests.builders import make_head_slice, make_png
+from tests.model_fixtures import build_handmade_model_dir
 
 KEYS = {"n", "accuracy", "recall", "specificity", "precision", "f1", "roc_auc", "pr_auc", "ece", "threshold",
         "confusion", "latency_ms_p50", "latency_ms_p95", "rejected"}
@@ -151,6 +152,18 @@ def test_masks_of_a_prepared_dataset_are_found_through_its_source(handmade_model
     metrics = json.loads(out.read_text())
     # The hand-made heatmap is the scan itself, brightest on the lesion.
     assert metrics["n_masks"] == 1 and metrics["pointing_game"] == 1.0
+
+
+def test_the_pointing_game_scores_the_heatmaps_the_predictor_makes(tmp_path):
+    """A spot at the far corner of an 8 px cell: the single pass's map peaks at the cell's centre, outside it;
+    the refined map on it (tests/ml/test_predictor.py)."""
+    model_dir = build_handmade_model_dir(tmp_path / "pooled", size=32, pool=8)
+    image = np.full((1, 32, 32), 0.1, np.float32)
+    image[0, 13:16, 13:16] = 0.9
+    scores = [evaluate_arrays(Predictor.from_dir(model_dir, refine_heatmaps=refine), image, np.array([1]),
+                              [image[0] > 0.5])[0] for refine in (False, True)]
+    assert [s["pointing_game"] for s in scores] == [0.0, 1.0]
+    assert scores[0]["roc_auc"] == scores[1]["roc_auc"] and scores[0]["confusion"] == scores[1]["confusion"]
 
 
 def square_mask(top: int, left: int, side: int = 2, size: int = 32) -> np.ndarray:

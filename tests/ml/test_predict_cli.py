@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 from ml.commands.predict import main as predict_main
@@ -10,6 +11,7 @@ from ml.errors import RejectedFile
 from ml.normalise import prepare_image
 from ml.predictor import Predictor
 from tests.builders import make_head_slice, make_png
+from tests.model_fixtures import build_handmade_model_dir
 
 
 @pytest.fixture
@@ -67,3 +69,16 @@ def test_heatmaps_are_written_per_file(handmade_model_dir, scans, tmp_path, caps
 def test_a_missing_model_is_reported(tmp_path, scans, capsys):
     assert predict_main(["--model", str(tmp_path / "nowhere"), str(scans[0])]) == 2
     assert capsys.readouterr().err.startswith(f"error: cannot load model from {tmp_path / 'nowhere'}:")
+
+
+def test_refined_heatmaps_change_the_map_not_the_probability(tmp_path, scans, capsys):
+    model_dir = build_handmade_model_dir(tmp_path / "pooled", size=32, pool=8)  # a 4×4 map: cells of 8 px
+    results = {}
+    for refine in ([], ["--refine-heatmaps"]):
+        folder = tmp_path / f"heatmaps{len(refine)}"
+        assert predict_main(["--model", str(model_dir), *map(str, scans), "--heatmaps", str(folder), "--json",
+                             *refine]) == 0
+        results[bool(refine)] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for single, refined in zip(results[False], results[True]):
+        assert refined["probability"] == single["probability"] and refined["label"] == single["label"]
+        assert not np.array_equal(cv2.imread(refined["heatmap"]), cv2.imread(single["heatmap"]))

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ml.evaluate import heatmap_scores
-from ml.predictor import MAP_BUDGET, Predictor, chunk_size, class_activation_map
-from tests.model_fixtures import build_tiny_model_dir, tiny_images
+from ml.evaluate import heatmap_scores, peak_inside
+from ml.predictor import MAP_BUDGET, Predictor, chunk_size, class_activation_map, moved
+from tests.model_fixtures import build_handmade_model_dir, build_tiny_model_dir, tiny_images
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,11 +84,46 @@ def test_from_files_equals_from_dir(handmade_model_dir):
     assert [p.probability for p in a] == [p.probability for p in b]
 
 
-def test_trained_model_heatmaps_peak_on_the_lesion(tiny_model_dir):
+@pytest.mark.parametrize("refine", [False, True])
+def test_trained_model_heatmaps_peak_on_the_lesion(tiny_model_dir, refine):
     images, y, masks = tiny_images(48, seed=11, tumor_fraction=1.0)
-    predictions = Predictor.from_dir(tiny_model_dir).predict(images[..., 0])
+    predictions = Predictor.from_dir(tiny_model_dir, refine_heatmaps=refine).predict(images[..., 0])
     assert heatmap_scores([p.heatmap for p in predictions], masks)["pointing_game"] >= 0.9
     assert all(p.label == "tumor" for p in predictions)
+
+
+def test_a_refined_heatmap_points_at_a_spot_that_the_cell_grid_hides(tmp_path):
+    """A hand-made network whose map is the scan max-pooled in 8×8 cells. A 3 px spot at the far corner of a cell
+    lights that cell alone, whose centre lies outside the spot; the refining pass, the scan moved 4 px, lights the
+    next cell, and the mean of the two maps peaks on the spot. The probability is the first pass's."""
+    model_dir = build_handmade_model_dir(tmp_path / "pooled", size=32, pool=8)
+    image = np.full((1, 32, 32), 0.1, np.float32)
+    image[0, 13:16, 13:16] = 0.9  # in the cell of rows and columns 8-15, centred at 11.5
+    [single] = Predictor.from_dir(model_dir).predict(image)
+    [refined] = Predictor.from_dir(model_dir, refine_heatmaps=True).predict(image)
+    spot = image[0] > 0.5
+    assert set(np.unravel_index(np.argmax(single.heatmap), spot.shape)) <= {11, 12}  # the cell's centre
+    assert not peak_inside(single.heatmap, spot) and peak_inside(refined.heatmap, spot)
+    assert refined.probability == single.probability and refined.label == single.label
+    assert refined.heatmap.min() == 0.0 and refined.heatmap.max() == 1.0
+
+
+def test_a_map_of_single_pixels_has_nothing_to_refine(handmade_model_dir):
+    image = np.random.default_rng(3).random((2, 32, 32), dtype=np.float32)
+    single = Predictor.from_dir(handmade_model_dir).predict(image)
+    refined = Predictor.from_dir(handmade_model_dir, refine_heatmaps=True).predict(image)
+    assert all(np.array_equal(a.heatmap, b.heatmap) for a, b in zip(single, refined))
+
+
+def test_moving_an_image_fills_the_strip_it_leaves_with_its_edge():
+    image = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
+    down_right = moved(image, 1)
+    assert np.array_equal(down_right[0, 1:, 1:], image[0, :3, :3])
+    assert np.array_equal(down_right[0, 0, 1:], image[0, 0, :3])  # the top row repeated
+    assert np.array_equal(down_right[0, 1:, 0], image[0, :3, 0])  # the left column repeated
+    up_left = moved(image, -2)
+    assert np.array_equal(up_left[0, :2, :2], image[0, 2:, 2:])
+    assert np.array_equal(up_left[0, 3], up_left[0, 2]) and np.array_equal(moved(image[0], 0), image[0])
 
 
 # Lesions 5-8 px across on 64 px scans: smaller than a cell of the tiny model's last block's 8×8 map.
