@@ -191,13 +191,13 @@ class Predictor:
     def heatmaps(self, images: np.ndarray, activations: np.ndarray) -> list[np.ndarray]:
         """The heatmap of each of N×S×S `images` from its N×h×w×C `activations`; refined by a second pass
         where `refine_heatmaps` is set and a heatmap cell is wider than 1 px."""
-        maps = [upsampled_cam(a, self._cam_weights, self.image_size) for a in activations]
         shift = half_cell(self.image_size, activations.shape[1]) if self.refine_heatmaps else 0
-        if shift:
-            (shifted,) = run_in_chunks(self.session, ("activations",), moved(images, shift), self.chunk)
-            maps = [(first + moved(upsampled_cam(a, self._cam_weights, self.image_size), -shift)) / 2
-                    for first, a in zip(maps, shifted)]
-        return [unit_range(m) for m in maps]
+        if not shift:
+            return [class_activation_map(a, self._cam_weights, self.image_size) for a in activations]
+        (shifted,) = run_in_chunks(self.session, ("activations",), moved(images, shift), self.chunk)
+        return [unit_range((upsampled_cam(a, self._cam_weights, self.image_size)
+                            + moved(upsampled_cam(b, self._cam_weights, self.image_size), -shift)) / 2)
+                for a, b in zip(activations, shifted)]
 
     def predict(self, images: np.ndarray) -> list[Prediction]:
         images = self._check(images)
