@@ -2,7 +2,7 @@
 
     python -m bench.bench_inference --model MODEL_DIR [--repeats 200] [--batch 64]
 
-Both run the exported four-output network (the one screening uses); TensorFlow through a compiled
+Both run the exported network with its named outputs (the one screening uses); TensorFlow through a compiled
 `tf.function`, its fastest path. ONNX Runtime is timed for the bare forward pass (`Predictor.forward`, in
 the predictor's chunks), for the whole `Predictor.predict` (calibration, heatmap upsampling, feature
 position) and, for comparison, for the batch in one session run (as the predictor ran it until late 2026-12-05).

@@ -1,23 +1,24 @@
-"""Export a trained Keras model to ONNX with the four named outputs the predictor reads."""
+"""Export a trained Keras model to ONNX with the named outputs the predictor reads."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import keras
 
-OUTPUT_NAMES = ("probability", "logit", "features", "activations")
+# The fifth output exists where the turned view is moved (ml.model.inference_model).
+OUTPUT_NAMES = ("probability", "logit", "features", "activations", "moved_activations")
 OPSET = 17
 
 
-def to_onnx_bytes(model: keras.Model, turned_view: bool = True) -> bytes:
-    """The serialised ONNX model: input "image" (N×S×S×1 float32), outputs `OUTPUT_NAMES` in that order.
-    `turned_view`: see ml.model.inference_model."""
+def to_onnx_bytes(model: keras.Model, turned_view: bool = True, move_turned_view: bool = True) -> bytes:
+    """The serialised ONNX model: input "image" (N×S×S×1 float32), outputs `OUTPUT_NAMES` in that order (the
+    first four, or all five). `turned_view`, `move_turned_view`: see ml.model.inference_model."""
     import tensorflow as tf
     import tf2onnx
 
     from ml.model import inference_model
 
-    exported = inference_model(model, turned_view)
+    exported = inference_model(model, turned_view, move_turned_view)
     size = model.input_shape[1]
     # Keras 3 functional models must have been called once before tf2onnx can trace them.
     exported(tf.zeros((1, size, size, 1)))

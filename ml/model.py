@@ -1,4 +1,4 @@
-"""The CNN, built from scratch, and the four-output view of it that is exported for inference.
+"""The CNN, built from scratch, and the view of it that is exported for inference (`inference_model`).
 
 Layer names are part of the contract: "activations" (last convolution block), "features" (global
 average pooling), "logit" (the one dense unit) and "probability" (its sigmoid). The class activation
@@ -19,6 +19,11 @@ ARCHITECTURES = ("tumorscreen", "baseline")
 # small and a convolution is cheap, get two. Two in the first blocks as well (0 here) ranked worse on synthetic
 # CT, the smallest lesions included (docs/SYNTHETIC_CT.md).
 SINGLE_CONV_BLOCKS = 2
+# The exported network's turned view is moved half a heatmap cell only where that is at most this many pixels. One
+# brain-mri model (8×8 map at 128 px, cells of 16 px; python -m bench.bench_views, 2026-12-07): moved 8 px its test
+# ROC-AUC fell from 0.9982 to 0.9976 and validation's specificity at recall 0.99 from 0.976 to 0.952; moved 4 px
+# (a throwaway variant) it kept 0.9982, with one more false positive and one fewer missed tumor on test.
+MAX_TURNED_VIEW_SHIFT = 4
 
 
 def conv_bn_relu(x, filters: int, name: str, relu_name: str | None = None):
@@ -106,30 +111,61 @@ class Rotate180(layers.Layer):
         return keras.ops.flip(keras.ops.flip(x, axis=1), axis=2)
 
 
-def inference_model(model: keras.Model, turned_view: bool = True) -> keras.Model:
-    """The same weights with the outputs the ONNX file carries: probability, logit, features, activations.
+class MoveDownRight(layers.Layer):
+    """Moves N×H×W×C images `by` pixels down and right, the strip left behind filled with the image's own edge
+    (as `ml.predictor.moved` does in NumPy)."""
 
-    With a pooling head (and `turned_view`), the convolutions also see the scan turned by 180° and their
-    maps, turned back, are averaged with the upright ones before pooling. Pooling and the dense unit are
-    linear, so the class activation map stays exact and the logit is the mean of the two views' logits.
-    The second view doubles the forward pass and is worth it (`python -m bench.bench_views`, each export
-    calibrated and thresholded on validation; brain-mri, Intel host, 2026-12-06): upright only, seed 5 missed
-    the recall and ROC-AUC targets (0.9884, 0.9979 against 0.9917, 0.9986) and web-collected slices lost
-    recall (0.960 against 0.977) or specificity (seed 6: 0.927 against 0.952). The heatmap pointed no
-    better for it on synthetic CT (0.498 both ways, 3,000 slices).
+    def __init__(self, by: int, **kwargs):
+        super().__init__(**kwargs)
+        self.by = by
+
+    def call(self, x):
+        by = self.by
+        x = keras.ops.concatenate([keras.ops.repeat(x[:, :1], by, axis=1), x[:, :-by]], axis=1)
+        return keras.ops.concatenate([keras.ops.repeat(x[:, :, :1], by, axis=2), x[:, :, :-by]], axis=2)
+
+    def get_config(self):
+        return {**super().get_config(), "by": self.by}
+
+
+def inference_model(model: keras.Model, turned_view: bool = True, move_turned_view: bool = True) -> keras.Model:
+    """The same weights with the outputs the ONNX file carries: probability, logit, features, activations and,
+    where the turned view is moved, moved_activations.
+
+    With a pooling head (and `turned_view`), the convolutions also see the scan turned by 180°, and both views'
+    maps are pooled together: pooling and the dense unit are linear, so the logit is the mean of the two views'
+    logits and the class activation map stays exact. The second view doubles the forward pass and is worth it
+    (`python -m bench.bench_views`, each export calibrated and thresholded on validation; brain-mri, Intel host,
+    2026-12-06): upright only, seed 5 missed the recall and ROC-AUC targets (0.9884, 0.9979 against 0.9917,
+    0.9986) and web-collected slices lost recall (0.960 against 0.977) or specificity (seed 6: 0.927 against 0.952).
+
+    A 180° turn lays the same grid of cells over the scan, so the turned view alone refines no heatmap. With
+    `move_turned_view` the scan is also moved half a heatmap cell down and right (`ml.predictor.half_cell`) before
+    it is turned, where that is at most MAX_TURNED_VIEW_SHIFT pixels (not brain-mri's 8×8 map at 128 px), so that
+    the second view's cells fall between the first's: "activations" is then the upright view's maps and
+    "moved_activations" the turned view's, turned back, on the moved scan's grid; the predictor averages the two
+    maps' heatmaps (`ml.predictor.Predictor.cam`), the refinement of a second pass at no cost beyond the turned
+    view's. Otherwise "activations" is the mean of the two views' maps.
     """
     if cam_weights(model) is None or not turned_view:
         names = ("probability", "logit", "features", "activations")
         return keras.Model(model.inputs, [model.get_layer(n).output for n in names], name=f"{model.name}_inference")
+    from ml.predictor import half_cell
+
     trunk = keras.Model(model.inputs, model.get_layer("activations").output, name=f"{model.name}_trunk")
     image = keras.Input(model.input_shape[1:], name="image")
+    shift = half_cell(model.input_shape[1], trunk.output.shape[1]) if move_turned_view else 0
+    shift = shift if shift <= MAX_TURNED_VIEW_SHIFT else 0
     upright = trunk(image)
-    turned = Rotate180(name="turn_back")(trunk(Rotate180(name="turn")(image)))
-    activations = layers.Average(name="activations")([upright, turned])
-    features = model.get_layer("features")(activations)
+    seen = MoveDownRight(shift, name="move")(image) if shift else image
+    turned = Rotate180(name="turn_back")(trunk(Rotate180(name="turn")(seen)))
+    both = layers.Average(name="both_views" if shift else "activations")([upright, turned])
+    features = model.get_layer("features")(both)
     logit = model.get_layer("logit")(features)
     probability = model.get_layer("probability")(logit)
-    return keras.Model(image, [probability, logit, features, activations], name=f"{model.name}_inference")
+    maps = [layers.Identity(name="activations")(upright), layers.Identity(name="moved_activations")(turned)]
+    return keras.Model(image, [probability, logit, features, *(maps if shift else [both])],
+                       name=f"{model.name}_inference")
 
 
 def largest_map_floats(model: keras.Model) -> int:

@@ -1,8 +1,9 @@
 """Inference from a model directory with ONNX Runtime alone: TensorFlow is never imported here.
 
-One forward pass gives the logit, the pooled features and the last convolution block's activations;
-calibration, the label, the review flag, the class activation map and the 2-D feature position are
-cheap NumPy on top of those. A second pass refines the heatmap where asked (`Predictor`, `refine_heatmaps`).
+One forward pass gives the logit, the pooled features and the last convolution block's activations (of
+both views, in networks whose second view is moved); calibration, the label, the review flag, the class
+activation map and the 2-D feature position are cheap NumPy on top of those. A second pass refines the
+heatmap where asked (`Predictor`, `refine_heatmaps`).
 """
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ MAP_BUDGET = 16 * 2**20
 # Models written before late 2026-12-05 do not record their largest map: the default network's first block,
 # 16 maps at the input's size.
 FIRST_BLOCK_MAPS = 16
+# The maps a heatmap is drawn from: the upright view's and, in networks exported since 2026-12-07, the turned
+# view's on the scan moved half a cell (ml.model.inference_model).
+MAP_OUTPUTS = ("activations", "moved_activations")
 
 
 @dataclass(frozen=True)
@@ -68,11 +72,6 @@ def unit_range(heatmap: np.ndarray) -> np.ndarray:
     return ((heatmap - low) / span).astype(np.float32)
 
 
-def class_activation_map(activations: np.ndarray, weights: np.ndarray | None, size: int) -> np.ndarray:
-    """The heatmap of one forward pass: `upsampled_cam`, scaled to [0, 1] by `unit_range`."""
-    return unit_range(upsampled_cam(activations, weights, size))
-
-
 def moved(images: np.ndarray, by: int) -> np.ndarray:
     """…×H×W `images` moved `by` pixels down and right (up and left where negative); the strip left behind is
     filled with the image's own edge, so that no new border appears."""
@@ -90,8 +89,8 @@ def half_cell(image_size: int, map_side: int) -> int:
 
 def chunk_size(session: ort.InferenceSession, largest_map_floats: int) -> int:
     """Scans per forward pass: CHUNK, or fewer where one scan's activations or largest map are large."""
-    shape = next(output.shape for output in session.get_outputs() if output.name == "activations")
-    activation_bytes = 4 * int(np.prod([d for d in shape[1:] if isinstance(d, int)]))
+    activation_bytes = sum(4 * int(np.prod([d for d in output.shape[1:] if isinstance(d, int)]))
+                           for output in session.get_outputs() if output.name in MAP_OUTPUTS)
     chunk = min(ACTIVATION_BUDGET // max(activation_bytes, 1), MAP_BUDGET // max(4 * largest_map_floats, 1))
     return int(np.clip(chunk, 1, CHUNK))
 
@@ -124,16 +123,17 @@ def inference_session(onnx_bytes: bytes, intra_op_threads: int = 1) -> ort.Infer
 class Predictor:
     """Loads `model.onnx` + `metadata.json` and predicts batches of normalised images.
 
-    With `refine_heatmaps` each heatmap is the mean of two passes' maps: the scan's and, moved back, that of the
-    scan moved half a heatmap cell down and right, so that the map is sampled between the cells of the first.
-    Max pooling makes the network's map depend on where a small tumor falls on the cell grid; the second pass
-    at the other phase of the grid evens that out. It costs a second forward pass of every scan, so it is off
-    by default (screening keeps the heatmap nearly free); the probability always comes from the first pass.
-    Synthetic CT (python -m bench.bench_synthetic --refine-heatmaps, an Intel host, late 2026-12-06): two models
-    trained 16 epochs on 10,000 slices pointed inside 0.775 and 0.739 of the tumors against 0.689 and 0.676; one
-    trained 12 epochs on 3,000, whose map spreads a small tumor over the neighbouring cells anyway, 0.667 against
-    0.676. `predict`, 2 threads (bench.bench_inference): 5.8-5.9 ms a scan against 2.8-3.1, 231-239 scans/s in
-    batches of 64 against 472-482.
+    Max pooling makes the network's map depend on where a small tumor falls on the cell grid: one lit cell's
+    bicubic map peaks at the cell's centre. Networks exported since 2026-12-07 see the scan a second time turned
+    and moved half a heatmap cell (ml.model.inference_model), and the heatmap is the mean of the two views' maps
+    (`cam`), sampled at both phases of the grid, in the one forward pass. With `refine_heatmaps` a second pass of
+    the scan moved half a cell down and right adds its maps, moved back: for networks exported before, the same
+    sampling at twice the forward cost; for newer ones, two more views at the same two phases. The probability
+    always comes from the first pass. Synthetic CT (python -m bench.bench_synthetic --refine-heatmaps, an Intel
+    host, late 2026-12-06): two models trained 16 epochs on 10,000 slices pointed inside 0.775 and 0.739 of the
+    tumors against 0.689 and 0.676; one trained 12 epochs on 3,000, whose map spreads a small tumor over the
+    neighbouring cells anyway, 0.667 against 0.676. `predict`, 2 threads (bench.bench_inference): 5.8-5.9 ms a
+    scan against 2.8-3.1, 231-239 scans/s in batches of 64 against 472-482.
     """
 
     def __init__(self, session: ort.InferenceSession, metadata: dict, refine_heatmaps: bool = False):
@@ -151,6 +151,7 @@ class Predictor:
         self._cam_weights = np.asarray(weights, np.float32) if weights is not None else None
         largest_map = metadata.get("largest_map_floats") or self.image_size ** 2 * FIRST_BLOCK_MAPS
         self.chunk = chunk_size(session, int(largest_map))
+        self._maps = tuple(o.name for o in session.get_outputs() if o.name in MAP_OUTPUTS)
         projection = metadata["projection"]
         self._projection_mean = np.asarray(projection["mean"], np.float32)
         self._projection_components = np.asarray(projection["components"], np.float32)
@@ -176,10 +177,12 @@ class Predictor:
         return images
 
     def forward(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw model outputs for N×S×S images: logit (N,), features (N×C), activations (N×h×w×C)."""
-        logit, features, activations = run_in_chunks(self.session, ("logit", "features", "activations"),
-                                                     self._check(images), self.chunk)
-        return {"logit": logit[:, 0], "features": features, "activations": activations}
+        """Raw model outputs for N×S×S images: logit (N,), features (N×C), activations (N×h×w×C) and, where the
+        network has them, moved_activations (N×h×w×C)."""
+        names = ("logit", "features", *self._maps)
+        outputs = dict(zip(names, run_in_chunks(self.session, names, self._check(images), self.chunk)))
+        outputs["logit"] = outputs["logit"][:, 0]
+        return outputs
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         return apply_temperature(logits, self.temperature, self.calibration_bias)
@@ -188,16 +191,28 @@ class Predictor:
         """2-D position of pooled features in the PCA plane fitted on training and validation data."""
         return (features - self._projection_mean) @ self._projection_components.T
 
-    def heatmaps(self, images: np.ndarray, activations: np.ndarray) -> list[np.ndarray]:
-        """The heatmap of each of N×S×S `images` from its N×h×w×C `activations`; refined by a second pass
-        where `refine_heatmaps` is set and a heatmap cell is wider than 1 px."""
-        shift = half_cell(self.image_size, activations.shape[1]) if self.refine_heatmaps else 0
-        if not shift:
-            return [class_activation_map(a, self._cam_weights, self.image_size) for a in activations]
-        (shifted,) = run_in_chunks(self.session, ("activations",), moved(images, shift), self.chunk)
-        return [unit_range((upsampled_cam(a, self._cam_weights, self.image_size)
-                            + moved(upsampled_cam(b, self._cam_weights, self.image_size), -shift)) / 2)
-                for a, b in zip(activations, shifted)]
+    def cam(self, activations: np.ndarray, moved_activations: np.ndarray | None) -> np.ndarray:
+        """One scan's upsampled class activation map (`upsampled_cam`), not yet scaled: where the network's turned
+        view saw the scan moved half a cell, the mean of the two views' maps, the second moved back."""
+        upright = upsampled_cam(activations, self._cam_weights, self.image_size)
+        if moved_activations is None:
+            return upright
+        back = -half_cell(self.image_size, activations.shape[0])
+        return (upright + moved(upsampled_cam(moved_activations, self._cam_weights, self.image_size), back)) / 2
+
+    def heatmaps(self, images: np.ndarray, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The heatmap of each of N×S×S `images` from its `forward` outputs; refined by a second pass where
+        `refine_heatmaps` is set and a heatmap cell is wider than 1 px."""
+        passes = [self._cams(outputs)]
+        shift = half_cell(self.image_size, outputs["activations"].shape[1]) if self.refine_heatmaps else 0
+        if shift:
+            second = dict(zip(self._maps, run_in_chunks(self.session, self._maps, moved(images, shift), self.chunk)))
+            passes.append([moved(cam, -shift) for cam in self._cams(second)])
+        return [unit_range(sum(cams) / len(cams)) for cams in zip(*passes)]
+
+    def _cams(self, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        moved_maps = outputs.get("moved_activations", [None] * len(outputs["activations"]))
+        return [self.cam(a, b) for a, b in zip(outputs["activations"], moved_maps)]
 
     def predict(self, images: np.ndarray) -> list[Prediction]:
         images = self._check(images)
@@ -208,7 +223,7 @@ class Predictor:
             outputs = self.forward(chunk)
             probabilities = self.calibrated(outputs["logit"])
             positions = self.project(outputs["features"])
-            heatmaps = self.heatmaps(chunk, outputs["activations"])
+            heatmaps = self.heatmaps(chunk, outputs)
             latency_ms = (time.perf_counter() - began) * 1000.0 / len(chunk)
             for probability, heatmap, xy in zip(probabilities, heatmaps, positions):
                 probability = float(probability)

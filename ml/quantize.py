@@ -2,8 +2,8 @@
 
 The convolutions, their ReLUs and the pooling between them run on int8 weights (one scale per output channel)
 and uint8 maps whose ranges are read off training scans. The head (the two views' average, global pooling, the
-dense unit) stays float32, so the class activation map drawn from the "activations" output still gives the logit
-exactly; quantized too, it missed the logit by up to 0.09 on brain-mri. Measured with `python -m bench.bench_int8`
+dense unit) stays float32, so the class activation map drawn from the maps the network outputs still gives the
+logit exactly; quantized too, it missed the logit by up to 0.09 on brain-mri. Measured with `python -m bench.bench_int8`
 (brain-mri, seeds 4-6, 2026-12-06, an Intel host with VNNI instructions): the same test confusion and the same
 scores on web-collected slices as float32, each thresholded on validation; 1.3-1.9 times the forward throughput on
 two threads; 0.67 MB of ONNX against 2.33 (docs/MODEL.md).

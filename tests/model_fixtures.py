@@ -62,37 +62,52 @@ def build_tiny_model_dir(path: str | Path, seed: int = 0, on_epoch=None,
                         val_masks=val_masks if masks else None)
 
 
-def handmade_onnx(size: int, pool: int = 1) -> bytes:
+def handmade_onnx(size: int, pool: int = 1, moved_view: bool = False) -> bytes:
     """An ONNX model with the contract's input and outputs whose answers are known by hand:
     features = mean pixel, logit = 10·(mean − 0.5), probability = sigmoid(logit), activations = the image,
     max-pooled in `pool`×`pool` cells. So a scan of mean 0.6 scores sigmoid(1), and without pooling its heatmap
-    is the image itself, min-max scaled."""
+    is the image itself, min-max scaled. `moved_view` adds the output of a network whose second view sees the
+    scan moved half a cell (ml.model.inference_model): moved_activations, the image moved `pool` // 2 pixels down
+    and right (edge-filled) and max-pooled alike."""
     import onnx
     from onnx import TensorProto, helper
 
     side = size // pool
-    pooled_map = [helper.make_node("Transpose", ["image"], ["channels_first"], perm=[0, 3, 1, 2]),
-                  helper.make_node("MaxPool", ["channels_first"], ["cells"], kernel_shape=[pool, pool],
-                                   strides=[pool, pool]),
-                  helper.make_node("Transpose", ["cells"], ["activations"], perm=[0, 2, 3, 1])]
+
+    def pooled_map(image: str, out: str) -> list:
+        return [helper.make_node("Transpose", [image], [f"{out}_channels_first"], perm=[0, 3, 1, 2]),
+                helper.make_node("MaxPool", [f"{out}_channels_first"], [f"{out}_cells"], kernel_shape=[pool, pool],
+                                 strides=[pool, pool]),
+                helper.make_node("Transpose", [f"{out}_cells"], [out], perm=[0, 2, 3, 1])]
+
+    unpooled = [helper.make_node("Identity", ["image"], ["activations"])]
     nodes = [
         helper.make_node("ReduceMean", ["image"], ["pooled"], axes=[1, 2], keepdims=0),
         helper.make_node("Identity", ["pooled"], ["features"]),
         helper.make_node("Sub", ["pooled", "half"], ["centred"]),
         helper.make_node("Mul", ["centred", "ten"], ["logit"]),
         helper.make_node("Sigmoid", ["logit"], ["probability"]),
-        *(pooled_map if pool > 1 else [helper.make_node("Identity", ["image"], ["activations"])]),
+        *(pooled_map("image", "activations") if pool > 1 else unpooled),
     ]
+    shift = pool // 2
     scalars = [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
-               helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0])]
+               helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0]),
+               helper.make_tensor("pads", TensorProto.INT64, [8], [0, shift, shift, 0, 0, 0, 0, 0]),
+               helper.make_tensor("starts", TensorProto.INT64, [2], [0, 0]),
+               helper.make_tensor("ends", TensorProto.INT64, [2], [size, size]),
+               helper.make_tensor("axes", TensorProto.INT64, [2], [1, 2])]
+    outputs = [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["N", 1]),
+               helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["N", 1]),
+               helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 1]),
+               helper.make_tensor_value_info("activations", TensorProto.FLOAT, ["N", side, side, 1])]
+    if moved_view:
+        nodes += [helper.make_node("Pad", ["image", "pads"], ["padded"], mode="edge"),
+                  helper.make_node("Slice", ["padded", "starts", "ends", "axes"], ["moved"]),
+                  *pooled_map("moved", "moved_activations")]
+        outputs.append(helper.make_tensor_value_info("moved_activations", TensorProto.FLOAT, ["N", side, side, 1]))
     graph = helper.make_graph(
         nodes, "handmade", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", size, size, 1])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["N", 1]),
-         helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["N", 1]),
-         helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 1]),
-         helper.make_tensor_value_info("activations", TensorProto.FLOAT, ["N", side, side, 1])],
-        scalars,
-    )
+        outputs, scalars)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     return model.SerializeToString()
@@ -118,13 +133,14 @@ def handmade_metadata(size: int, threshold: float = 0.5, temperature: float = 1.
     }
 
 
-def build_handmade_model_dir(path: str | Path, size: int = 32, pool: int = 1, **metadata) -> Path:
+def build_handmade_model_dir(path: str | Path, size: int = 32, pool: int = 1, moved_view: bool = False,
+                             **metadata) -> Path:
     """A model directory (model.onnx + metadata.json) around `handmade_onnx`, in milliseconds."""
     import json
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    (path / "model.onnx").write_bytes(handmade_onnx(size, pool))
+    (path / "model.onnx").write_bytes(handmade_onnx(size, pool, moved_view))
     (path / "metadata.json").write_text(json.dumps(handmade_metadata(size, **metadata)))
     return path
 

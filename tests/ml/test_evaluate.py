@@ -10,7 +10,7 @@ from ml.commands.evaluate import main as evaluate_main
 from ml.errors import RejectedFile
 from ml.evaluate import evaluate_arrays, normalised_mask, peak_inside
 from ml.normalise import normalise, prepare_image
-from ml.predictor import Predictor, class_activation_map
+from ml.predictor import Predictor, unit_range, upsampled_cam
 from tests.builders import make_head_slice, make_png
 from tests.model_fixtures import build_handmade_model_dir
 
@@ -177,7 +177,7 @@ def cam(cells: dict[tuple[int, int], float], grid: int = 4, size: int = 32) -> n
     activations = np.zeros((grid, grid, 1), np.float32)
     for cell, value in cells.items():
         activations[cell] = value
-    return class_activation_map(activations, np.ones(1, np.float32), size)
+    return unit_range(upsampled_cam(activations, np.ones(1, np.float32), size))
 
 
 # A 4×4 map on 32 px: cells of 8 px, centres between pixels 3|4, 11|12, 19|20, 27|28.

@@ -85,7 +85,7 @@ def test_training_with_masks_reports_the_label_loss_apart_and_exports_the_plain_
     kept = min(range(len(epochs)), key=lambda i: epochs[i]["val_total_loss"]) + 1  # what early stopping watched
     assert json.loads((path / "metrics.json").read_text())["training"]["best_epoch"] == kept
     outputs = [[o.name for o in onnx.load(str(d / "model.onnx")).graph.output] for d in (path, tiny_model_dir)]
-    assert outputs[0] == outputs[1] == ["probability", "logit", "features", "activations"]
+    assert outputs[0] == outputs[1] == ["probability", "logit", "features", "activations", "moved_activations"]
     # The masks refine the map by one top-down step (TrainSettings.top_down's default): 16×16 on these 64 px scans.
     settings = [json.loads((d / "metadata.json").read_text())["settings"] for d in (path, tiny_model_dir)]
     assert [s["top_down"] for s in settings] == [1, 0]

@@ -10,9 +10,19 @@ from ml.model import build_model, cam_weights, inference_model
 from tests.model_fixtures import largest_int8_weight, quantized_nodes, tiny_images
 
 
-def test_inference_model_has_the_four_contract_outputs():
-    model = inference_model(build_model(image_size=64, width=8, depth=4))
-    assert [tuple(o.shape) for o in model.outputs] == [(None, 1), (None, 1), (None, 64), (None, 8, 8, 64)]
+def test_inference_model_has_the_contract_outputs_and_the_moved_views_maps_unless_it_looks_once_or_in_place():
+    contract = [(None, 1), (None, 1), (None, 64), (None, 8, 8, 64)]
+    model = build_model(image_size=64, width=8, depth=4)
+    assert [tuple(o.shape) for o in inference_model(model).outputs] == [*contract, (None, 8, 8, 64)]
+    for looks in (dict(turned_view=False), dict(move_turned_view=False)):
+        assert [tuple(o.shape) for o in inference_model(model, **looks).outputs] == contract
+
+
+def test_the_turned_view_stays_in_place_where_half_a_cell_is_more_than_4_px():
+    """Cells of 16 px (a 4×4 map on 64 px scans, as brain-mri's 8×8 map on 128 px): a move of 8 px cost ranking."""
+    model = build_model(image_size=64, width=4, depth=5)
+    assert [tuple(o.shape) for o in inference_model(model).outputs][3:] == [(None, 4, 4, 32)]
+    assert "move" not in [layer.name for layer in inference_model(model).layers]
 
 
 @pytest.mark.parametrize("top_down, side, channels", [(0, 8, 64), (1, 16, 32), (2, 32, 16), (3, 64, 8)])
@@ -43,18 +53,20 @@ def test_a_two_step_map_exports_to_onnx_that_agrees_with_keras_and_gives_the_log
     images, _, _ = tiny_images(4, seed=5)
     keras_outputs = inference_model(model).predict(images, verbose=0)
     session = ort.InferenceSession(to_onnx_bytes(model))
-    onnx_outputs = session.run(["probability", "logit", "features", "activations"], {"image": images})
+    onnx_outputs = session.run(None, {"image": images})
+    assert len(onnx_outputs) == len(keras_outputs) == 5
     for expected, actual in zip(keras_outputs, onnx_outputs):
         np.testing.assert_allclose(actual, expected, atol=1e-4)
     weights, bias = cam_weights(model)
-    cam = onnx_outputs[3] @ np.asarray(weights, np.float32)
-    np.testing.assert_allclose(cam.mean(axis=(1, 2)) + bias, onnx_outputs[1][:, 0], atol=1e-4)
+    both_views = (onnx_outputs[3] + onnx_outputs[4]) @ np.asarray(weights, np.float32) / 2
+    np.testing.assert_allclose(both_views.mean(axis=(1, 2)) + bias, onnx_outputs[1][:, 0], atol=1e-4)
 
 
-def test_the_export_averages_the_scan_upright_and_turned_unless_told_to_look_once():
+def test_the_export_averages_the_scan_upright_and_turned_and_moved_half_a_cell_unless_told_otherwise():
     import keras
 
     from ml.export import to_onnx_bytes
+    from ml.predictor import moved
 
     keras.utils.set_random_seed(0)
     model = build_model(image_size=64, width=4, depth=4)
@@ -64,14 +76,33 @@ def test_the_export_averages_the_scan_upright_and_turned_unless_told_to_look_onc
     images, _, _ = tiny_images(4, seed=3)
     upright = logit_of.predict(images, verbose=0)[:, 0]
     turned = logit_of.predict(images[:, ::-1, ::-1].copy(), verbose=0)[:, 0]
-    assert np.abs(upright - turned).min() > 1e-2  # the views differ, so their mean is neither of them
+    # The 8×8 map's cells are 8 px on these 64 px scans: the turned view sees the scan moved 4 px down and right.
+    turned_moved = logit_of.predict(moved(images[..., 0], 4)[:, ::-1, ::-1, None].copy(), verbose=0)[:, 0]
+    assert min(np.abs(upright - turned).min(), np.abs(turned - turned_moved).min()) > 1e-2  # the views differ
 
-    def exported_logit(turned_view: bool) -> np.ndarray:
-        session = ort.InferenceSession(to_onnx_bytes(model, turned_view=turned_view))
+    def exported_logit(**looks) -> np.ndarray:
+        session = ort.InferenceSession(to_onnx_bytes(model, **looks))
         return session.run(["logit"], {"image": images})[0][:, 0]
 
-    np.testing.assert_allclose(exported_logit(True), (upright + turned) / 2, atol=1e-3)
-    np.testing.assert_allclose(exported_logit(False), upright, atol=1e-3)
+    np.testing.assert_allclose(exported_logit(), (upright + turned_moved) / 2, atol=1e-3)
+    np.testing.assert_allclose(exported_logit(move_turned_view=False), (upright + turned) / 2, atol=1e-3)
+    np.testing.assert_allclose(exported_logit(turned_view=False), upright, atol=1e-3)
+
+
+def test_the_moved_views_maps_are_those_of_the_scan_moved_half_a_cell_and_turned_then_turned_back():
+    import keras
+
+    from ml.export import to_onnx_bytes
+    from ml.predictor import moved
+
+    model = build_model(image_size=64, width=4, depth=4, top_down=1)  # a 16×16 map: cells of 4 px
+    trunk = keras.Model(model.inputs, model.get_layer("activations").output)
+    images, _, _ = tiny_images(3, seed=4)
+    upright, moved_maps = ort.InferenceSession(to_onnx_bytes(model)).run(
+        ["activations", "moved_activations"], {"image": images})
+    np.testing.assert_allclose(upright, trunk.predict(images, verbose=0), atol=1e-4)
+    turned = trunk.predict(moved(images[..., 0], 2)[:, ::-1, ::-1, None].copy(), verbose=0)
+    np.testing.assert_allclose(moved_maps, turned[:, ::-1, ::-1], atol=1e-4)
 
 
 def test_baseline_is_the_earlier_products_network():
@@ -99,7 +130,8 @@ def test_onnx_and_keras_agree(tiny_model_dir):
     model = keras.saving.load_model(tiny_model_dir / "model.keras")
     keras_outputs = inference_model(model).predict(images, verbose=0)
     session = ort.InferenceSession(to_onnx_bytes(model))
-    onnx_outputs = session.run(["probability", "logit", "features", "activations"], {"image": images})
+    onnx_outputs = session.run(None, {"image": images})
+    assert len(onnx_outputs) == len(keras_outputs) == 5
     for expected, actual in zip(keras_outputs, onnx_outputs):
         np.testing.assert_allclose(actual, expected, atol=1e-4)
 
@@ -123,12 +155,13 @@ def test_the_model_directorys_network_has_8_bit_convolutions_that_answer_as_floa
 
 
 def test_class_activation_map_matches_the_logit(tiny_model_dir):
-    """Global average pooling + one dense unit: the mean of Σ wₖ·Aₖ plus the bias is the logit."""
+    """Global average pooling + one dense unit: the mean of Σ wₖ·Aₖ over both views' maps plus the bias is the
+    logit."""
     import json
 
     metadata = json.loads((tiny_model_dir / "metadata.json").read_text())
     images, _, _ = tiny_images(4, seed=7)
-    logit, activations = ort.InferenceSession(str(tiny_model_dir / "model.onnx")).run(
-        ["logit", "activations"], {"image": images})
-    cam = activations @ np.asarray(metadata["cam_weights"], np.float32)
+    logit, activations, moved_maps = ort.InferenceSession(str(tiny_model_dir / "model.onnx")).run(
+        ["logit", "activations", "moved_activations"], {"image": images})
+    cam = (activations + moved_maps) @ np.asarray(metadata["cam_weights"], np.float32) / 2
     np.testing.assert_allclose(cam.mean(axis=(1, 2)) + metadata["cam_bias"], logit[:, 0], atol=1e-4)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ml.evaluate import heatmap_scores, peak_inside
-from ml.predictor import MAP_BUDGET, Predictor, chunk_size, class_activation_map, moved
+from ml.predictor import MAP_BUDGET, Predictor, chunk_size, moved, unit_range, upsampled_cam
 from tests.model_fixtures import build_handmade_model_dir, build_tiny_model_dir, tiny_images
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def test_heatmap_of_a_negative_scan_still_points_at_what_raised_the_score(handma
 
 
 def test_a_flat_map_gives_an_all_zero_heatmap():
-    heatmap = class_activation_map(np.ones((4, 4, 3), np.float32), np.ones(3, np.float32), 16)
+    heatmap = unit_range(upsampled_cam(np.ones((4, 4, 3), np.float32), np.ones(3, np.float32), 16))
     assert heatmap.shape == (16, 16) and not heatmap.any()
 
 
@@ -106,6 +106,24 @@ def test_a_refined_heatmap_points_at_a_spot_that_the_cell_grid_hides(tmp_path):
     assert not peak_inside(single.heatmap, spot) and peak_inside(refined.heatmap, spot)
     assert refined.probability == single.probability and refined.label == single.label
     assert refined.heatmap.min() == 0.0 and refined.heatmap.max() == 1.0
+
+
+def test_a_network_whose_second_view_is_moved_half_a_cell_refines_the_heatmap_in_one_pass(tmp_path):
+    """The same hand-made network with a second map of the scan moved 4 px (as networks are exported since
+    2026-12-07): one pass gives the heatmap that the refining second pass gives the network without it, and
+    the same probability; a second pass on top still points at the spot."""
+    plain = build_handmade_model_dir(tmp_path / "plain", size=32, pool=8)
+    two_views = build_handmade_model_dir(tmp_path / "two_views", size=32, pool=8, moved_view=True)
+    image = np.full((2, 32, 32), 0.1, np.float32)
+    image[0, 13:16, 13:16] = 0.9  # the spot of the test above
+    image[1, 16:19, 2:5] = 0.8  # and one at a cell's near corner
+    refined = Predictor.from_dir(plain, refine_heatmaps=True).predict(image)
+    one_pass = Predictor.from_dir(two_views).predict(image)
+    twice = Predictor.from_dir(two_views, refine_heatmaps=True).predict(image)
+    for a, b, c, scan in zip(refined, one_pass, twice, image):
+        np.testing.assert_allclose(b.heatmap, a.heatmap, atol=1e-6)
+        assert b.probability == a.probability
+        assert peak_inside(b.heatmap, scan > 0.5) and peak_inside(c.heatmap, scan > 0.5)
 
 
 def test_a_map_of_single_pixels_has_nothing_to_refine(handmade_model_dir):
