@@ -137,8 +137,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "TUMORSCREEN_RECALL_TARGET": ("0.99", "recall a model must reach to be promoted without override"),
     "TUMORSCREEN_CHUNK_SIZE": ("64", "scans per screening task"),
     "TUMORSCREEN_INFERENCE_THREADS": ("2", "threads of a worker's forward pass; 1 where each worker has a core"),
-    "TUMORSCREEN_REFINE_HEATMAPS": ("0", "1: each heatmap from two forward passes half a cell apart, sharper on small "
-                                         "tumors at twice the forward cost (`ml.predictor.Predictor`)"),
+    "TUMORSCREEN_REFINE_HEATMAPS": ("0", "1: each heatmap from two forward passes half a cell apart, at twice the "
+                                         "forward cost: sharper on small tumors with networks exported before "
+                                         "2026-12-07, little more with newer ones, whose turned view is moved already "
+                                         "(`ml.predictor.Predictor`)"),
     "TUMORSCREEN_SWEEP_INTERVAL_S": ("30", "how often the sweeper looks for stuck batches"),
     "TUMORSCREEN_STALE_AFTER_S": ("120", "a queued/running batch with no progress for this long is re-sent"),
     "TUMORSCREEN_TASK_SOFT_LIMIT_S": ("300", "soft time limit of a screening chunk"),

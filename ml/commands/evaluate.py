@@ -34,7 +34,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--normal-classes", type=_names, help="comma-separated class folders meaning no tumor")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     parser.add_argument("--refine-heatmaps", action="store_true",
-                        help="each heatmap from two passes, the second half a cell apart (twice the forward cost)")
+                        help="each heatmap from two passes, the second half a cell apart (twice the forward "
+                             "cost; little gain with networks exported since 2026-12-07)")
     return parser.parse_args(argv)
 
 

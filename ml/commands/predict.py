@@ -27,7 +27,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     parser.add_argument("--refine-heatmaps", action="store_true",
-                        help="each heatmap from two passes, the second half a cell apart (twice the forward cost)")
+                        help="each heatmap from two passes, the second half a cell apart (twice the forward "
+                             "cost; little gain with networks exported since 2026-12-07)")
     return parser.parse_args(argv)
 
 
