@@ -133,7 +133,9 @@ class Predictor:
     host, late 2026-12-06): two models trained 16 epochs on 10,000 slices pointed inside 0.775 and 0.739 of the
     tumors against 0.689 and 0.676; one trained 12 epochs on 3,000, whose map spreads a small tumor over the
     neighbouring cells anyway, 0.667 against 0.676. `predict`, 2 threads (bench.bench_inference): 5.8-5.9 ms a
-    scan against 2.8-3.1, 231-239 scans/s in batches of 64 against 472-482.
+    scan against 2.8-3.1, 231-239 scans/s in batches of 64 against 472-482. Another 16-epoch model (an AMD EPYC
+    host, 2026-12-07) exported with the moved view pointed inside 0.747 against 0.680 with the turn in place, and
+    0.759 with a second pass on top.
     """
 
     def __init__(self, session: ort.InferenceSession, metadata: dict, refine_heatmaps: bool = False):
