@@ -4,7 +4,8 @@ A run is claimed with a conditional UPDATE (queued → running), so a re-deliver
 trains twice. While it works a heartbeat thread touches the run; if the trainer dies the sweeper
 sees the stale heartbeat and marks the run failed. Every epoch is written as it ends (the UI draws
 the curves live), cancellation is polled between batches, and the status is written on every exit
-path: succeeded (with a candidate model version), cancelled, or failed with the reason.
+path: succeeded (in the transaction that registers the candidate model version), cancelled, or
+failed with the reason.
 
 TensorFlow is imported by `ml.train` inside `train`, i.e. only in the process that trains; the data
 and model libraries are imported inside the functions too, so that a screening worker, which imports
@@ -22,6 +23,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from core.config import get_settings
 from core.db import session_scope
@@ -90,9 +92,9 @@ def run_training(run_id: int, progress: Progress | None = None) -> str | None:
             error = one_line(f"{type(exc).__name__}: {exc}", 500)
     finally:
         heartbeat.stop()
-        with session_scope() as session:
-            session.execute(update(TrainingRun).where(TrainingRun.id == run_id, TrainingRun.status == "running")
-                            .values(status=status, error=error, finished_at=utcnow()))
+        if status != "succeeded":  # a success was written with its candidate, in _train
+            with session_scope() as session:
+                _finish(session, run_id, status, error)
     if progress:
         progress(f"training run {run_id}: {status}{': ' + error if error else ''}")
     return version
@@ -106,6 +108,12 @@ def _claim(run_id: int) -> bool:
                                       TrainingRun.cancel_requested.is_(False))
             .values(status="running", started_at=now, heartbeat_at=now)
         ).rowcount)
+
+
+def _finish(session: Session, run_id: int, status: str, error: str | None) -> None:
+    """The run's final status, unless something else (the sweeper) has already ended it."""
+    session.execute(update(TrainingRun).where(TrainingRun.id == run_id, TrainingRun.status == "running")
+                    .values(status=status, error=error, finished_at=utcnow()))
 
 
 def _train(run_id: int, progress: Progress | None) -> str:
@@ -149,9 +157,10 @@ def _train(run_id: int, progress: Progress | None) -> str:
 
     train(prepared, out, settings, on_epoch=on_epoch, should_stop=should_stop, masks_dir=masks)
     comparison = compare_with_active(dataset_id, prepared, out)
-    with session_scope() as session:
+    with session_scope() as session:  # one transaction: no reader sees the candidate beside "running"
         version = register_model_dir(session, out, training_run_id=run_id, comparison=comparison)
         name = version.version
+        _finish(session, run_id, "succeeded", None)
     if progress:
         progress(f"training run {run_id}: registered candidate {name}")
     return name

@@ -93,6 +93,46 @@ def test_a_training_run_reports_every_epoch_and_registers_a_candidate_then_a_can
         assert session.scalar(select(ModelVersion).where(ModelVersion.training_run_id == long_id)) is None
 
 
+@pytest.mark.slow
+def test_no_reader_ever_sees_the_candidate_beside_a_running_run(make_env) -> None:
+    """Every state the trainer commits, read back from another connection: the candidate and the
+    run's success land together (the page once showed the new version beside "running")."""
+    env = make_env()
+    from sqlalchemy import create_engine, event, func
+    from sqlalchemy.orm import Session
+
+    from core.db import session_scope
+    from core.models import ModelVersion, TrainingRun
+    from worker.datasets import register_dataset
+    from worker.training import run_training
+    from worker.training_runs import start_training_run
+
+    with session_scope(env.database_url) as session:
+        dataset = register_dataset(session, "synthetic", 40, "tiny synthetic", None, seed=3)
+        run_id = start_training_run(session, dataset.id, TINY, None).id
+
+    reader = create_engine(env.database_url)
+    seen: list[tuple[str, int]] = []
+
+    def read_back(_session: Session) -> None:
+        with reader.connect() as connection:
+            status = connection.scalar(select(TrainingRun.status).where(TrainingRun.id == run_id))
+            versions = connection.scalar(select(func.count()).select_from(ModelVersion)
+                                         .where(ModelVersion.training_run_id == run_id))
+        seen.append((status, versions))
+
+    event.listen(Session, "after_commit", read_back)
+    try:
+        name = run_training(run_id)
+    finally:
+        event.remove(Session, "after_commit", read_back)
+        reader.dispose()
+
+    assert name is not None
+    assert ("running", 0) in seen and seen[-1] == ("succeeded", 1)
+    assert ("running", 1) not in seen
+
+
 def test_bad_training_settings_are_refused_when_submitted(make_env) -> None:
     env = make_env()
     from core.db import session_scope
