@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="score the model already in --model (trained on this set) instead of training one")
     args = parser.parse_args(argv)
 
-    from ml.evaluate import evaluate_dir, peak_inside
-    from ml.predictor import Predictor
+    from ml.evaluate import evaluate_dir
+    from ml.predictor import Prediction
     from ml.prepare import prepare_dataset
     from ml.synthetic import generate_dataset
     from ml.train import train
@@ -152,14 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         train(prepared, model, settings, masks_dir=None if args.no_masks else raw / "masks")
         timings["train_s"] = time.monotonic() - began
+    peaks: dict[int, int] = {}  # each scan's heatmap peak, as a flat index
+
+    def keep_peak(i: int, prediction: Prediction) -> None:
+        peaks[i] = int(np.argmax(prediction.heatmap))
+
     metrics, scans, probability = evaluate_dir(model, prepared, masks_dir=raw / "masks",
-                                               refine_heatmaps=args.refine_heatmaps)
+                                               refine_heatmaps=args.refine_heatmaps, on_prediction=keep_peak)
     called = probability >= metrics["threshold"]
     rows = tumor_rows(pd.read_csv(raw / "manifest.csv"), pd.read_csv(prepared / "metadata.csv"), scans.names)
-    predictor = Predictor.from_dir(model, refine_heatmaps=args.refine_heatmaps)
-    heatmaps = [p.heatmap for p in predictor.predict(scans.images)]
-    pointed = np.array([np.nan if mask is None else float(peak_inside(heatmap, mask))
-                        for heatmap, mask in zip(heatmaps, scans.masks)])
+    pointed = np.array([np.nan if mask is None else float(mask.flat[peaks[i]]) for i, mask in enumerate(scans.masks)])
     found = found_tumors(scans.labels, probability)
     size_rows = by_bin(rows["diameter_px"].to_numpy(float), SIZE_BINS, scans.labels, probability, called, pointed,
                        found, "px")

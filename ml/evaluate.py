@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from ml.decode import decode_file
 from ml.errors import RejectedFile
 from ml.metrics import binary_metrics
 from ml.normalise import normalise_like, prepare_image
-from ml.predictor import Predictor
+from ml.predictor import Prediction, Predictor
 
 
 def peak_inside(heatmap: np.ndarray, mask: np.ndarray) -> bool:
@@ -48,8 +49,11 @@ def heatmap_scores(heatmaps: list[np.ndarray], masks: list[np.ndarray | None]) -
 
 
 def evaluate_arrays(predictor: Predictor, images: np.ndarray, y_true: np.ndarray,
-                    masks: list[np.ndarray | None] | None = None) -> tuple[dict, np.ndarray]:
+                    masks: list[np.ndarray | None] | None = None,
+                    on_prediction: Callable[[int, Prediction], None] | None = None) -> tuple[dict, np.ndarray]:
     """Metrics of `predictor` on normalised N×S×S images, and the calibrated probabilities.
+
+    `on_prediction(i, prediction)` sees each scan's prediction, heatmap included, before it is dropped.
 
     Each scan is predicted alone so that the latency percentiles are those of screening one scan
     (forward pass, calibration and heatmap), not of a batch averaged out. No heatmap is kept past its
@@ -66,6 +70,8 @@ def evaluate_arrays(predictor: Predictor, images: np.ndarray, y_true: np.ndarray
     for i in range(len(images)):
         prediction = predictor.predict(images[i:i + 1])[0]
         probability[i], latency[i] = prediction.probability, prediction.latency_ms
+        if on_prediction is not None:
+            on_prediction(i, prediction)
         if masks is not None and masks[i] is not None:
             scored.append(heatmap_score(prediction.heatmap, masks[i]))
     metrics = binary_metrics(y_true, probability, predictor.threshold)
@@ -180,10 +186,12 @@ def is_prepared(data_dir: str | Path) -> bool:
 
 def evaluate_dir(model_dir: str | Path, data_dir: str | Path, masks_dir: str | Path | None = None,
                  tumor_classes=None, normal_classes=None, intra_op_threads: int = 1,
-                 refine_heatmaps: bool = False) -> tuple[dict, Scans, np.ndarray]:
+                 refine_heatmaps: bool = False,
+                 on_prediction: Callable[[int, Prediction], None] | None = None) -> tuple[dict, Scans, np.ndarray]:
     """Evaluate a model directory on a raw folder-per-class dataset or a prepared one (its test split).
 
-    Returns (metrics with `rejected` filled in, the scans, their calibrated probabilities)."""
+    Returns (metrics with `rejected` filled in, the scans, their calibrated probabilities); `on_prediction`
+    as in `evaluate_arrays`."""
     predictor = Predictor.from_dir(model_dir, intra_op_threads=intra_op_threads, refine_heatmaps=refine_heatmaps)
     if is_prepared(data_dir):
         scans = load_prepared(data_dir, predictor.image_size, masks_dir)
@@ -191,6 +199,6 @@ def evaluate_dir(model_dir: str | Path, data_dir: str | Path, masks_dir: str | P
         scans = load_raw(data_dir, predictor.image_size, tumor_classes, normal_classes, masks_dir)
     if len(scans.images) == 0:
         raise ValueError(f"{data_dir}: no scan could be used ({len(scans.rejected)} rejected)")
-    metrics, probability = evaluate_arrays(predictor, scans.images, scans.labels, scans.masks)
+    metrics, probability = evaluate_arrays(predictor, scans.images, scans.labels, scans.masks, on_prediction)
     metrics["rejected"] = scans.rejected
     return metrics, scans, probability

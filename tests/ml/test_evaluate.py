@@ -41,9 +41,14 @@ def test_evaluate_arrays_on_a_hand_made_case(handmade_model_dir):
     elsewhere[24:30, 2:8] = True
     masks = [inside, elsewhere, inside, None, None, None]
 
-    metrics, probability = evaluate_arrays(Predictor.from_dir(handmade_model_dir), images, y, masks)
+    seen = []
+    metrics, probability = evaluate_arrays(Predictor.from_dir(handmade_model_dir), images, y, masks,
+                                           on_prediction=lambda i, prediction: seen.append((i, prediction)))
 
     np.testing.assert_allclose(probability, expected, atol=1e-4)  # ONNX averages in float32
+    assert [i for i, _ in seen] == list(range(6))
+    assert [prediction.probability for _, prediction in seen] == list(probability)
+    assert all(int(np.argmax(prediction.heatmap)) // 32 in range(8, 12) for _, prediction in seen)  # the patch
     assert KEYS | {"pointing_game", "mask_energy"} <= metrics.keys()
     assert metrics["confusion"] == {"tp": 2, "fp": 1, "tn": 2, "fn": 1}
     assert metrics["n"] == 6
