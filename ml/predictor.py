@@ -125,8 +125,9 @@ class Predictor:
 
     Max pooling makes the network's map depend on where a small tumor falls on the cell grid: one lit cell's
     bicubic map peaks at the cell's centre. Networks exported since 2026-12-07 see the scan a second time turned
-    and moved half a heatmap cell (ml.model.inference_model), and the heatmap is the mean of the two views' maps
-    (`cam`), sampled at both phases of the grid, in the one forward pass. With `refine_heatmaps` a second pass of
+    and, where half a heatmap cell is at most 4 px (ml.model.inference_model; not brain-mri's 8×8 map), moved half
+    a cell, and the heatmap is the mean of the two views' maps (`cam`), sampled at both phases of the grid, in the
+    one forward pass. With `refine_heatmaps` a second pass of
     the scan moved half a cell down and right adds its maps, moved back: for networks exported before, the same
     sampling at twice the forward cost; for newer ones, two more views at the same two phases. The probability
     always comes from the first pass. Synthetic CT (python -m bench.bench_synthetic --refine-heatmaps, an Intel
