@@ -14,7 +14,7 @@ from tests.factories import make_model_version
 from tests.webapp.admin_factories import make_prepared_dataset, make_run
 from tests.webapp.conftest import parse_outputs
 from tests.webapp.dash_calls import call, find_by_id, outputs, text_of
-from webapp.queries.training import estimate_remaining
+from webapp.queries.training import estimate_remaining, run_progress
 from webapp.security import SECURE_MARK
 
 ADMIN_PAGES = ("pages.admin_datasets", "pages.admin_training", "pages.admin_models",
@@ -205,6 +205,64 @@ def test_time_left_assumes_the_mean_epoch_time_so_far() -> None:
     assert estimate_remaining(elapsed_s=20, epochs_done=2, total_epochs=5) == 30
     assert estimate_remaining(elapsed_s=20, epochs_done=0, total_epochs=5) is None
     assert estimate_remaining(elapsed_s=50, epochs_done=5, total_epochs=5) == 0
+
+
+def read_progress_as_training_ends(reader, database_url: str, dataset_id: int, commit_after: int):
+    """run_progress of a new running run, read through `reader`, with the trainer's last commit (the candidate and
+    the run's success, as worker/training.py writes them) made after the page's `commit_after`-th statement; also
+    whether that commit was made (False when the page ran fewer statements) and the run's name for its candidate."""
+    from sqlalchemy import event, update
+    from sqlalchemy.orm import Session
+
+    with session_scope(database_url) as db:
+        run_id = make_run(db, db.get(Dataset, dataset_id), epochs_done=2).id
+    candidate = f"v{run_id}"
+    statements = 0
+
+    def finish_training(*_args: object) -> None:
+        nonlocal statements
+        statements += 1
+        if statements == commit_after:
+            with session_scope(database_url) as db:
+                make_model_version(db, candidate, status="candidate").training_run_id = run_id
+                db.execute(update(TrainingRun).where(TrainingRun.id == run_id).values(status="succeeded"))
+
+    event.listen(reader, "after_cursor_execute", finish_training)
+    try:
+        with Session(reader) as db:
+            progress = run_progress(db, run_id)
+    finally:
+        event.remove(reader, "after_cursor_execute", finish_training)
+    return progress, statements >= commit_after, candidate
+
+
+def test_progress_shows_only_states_the_database_held(make_env) -> None:
+    """Whichever of the page's statements the trainer's last commit falls after, the page shows running without a
+    candidate or succeeded with it, never the new version beside "running" (PostgreSQL: each statement reads
+    what was committed before it)."""
+    env = make_env(database="postgres")
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    with session_scope(env.database_url) as db:
+        dataset_id = make_prepared_dataset(db, n=5, with_images=False).id
+    reader = create_engine(env.database_url)
+    shown, held = [], []
+    try:
+        for commit_after in range(1, 100):
+            progress, committed, candidate = read_progress_as_training_ends(reader, env.database_url, dataset_id,
+                                                                            commit_after)
+            if not committed:  # every statement the page runs has had the commit after it
+                break
+            shown.append((progress.status, progress.candidate))
+            held.append((("running", None), ("succeeded", candidate)))
+            with Session(reader) as db:
+                after = run_progress(db, progress.id)
+            assert (after.status, after.candidate) == ("succeeded", candidate)
+    finally:
+        reader.dispose()
+    assert len(shown) >= 2, shown
+    assert all(state in states for state, states in zip(shown, held)), shown
 
 
 def test_refused_promotion_shows_the_reason_and_the_override_is_audited(dash_app, client_for) -> None:

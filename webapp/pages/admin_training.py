@@ -281,13 +281,13 @@ def show_progress(_n: int | None, run_id: int | None) -> tuple:
         lines.append(html.Div(mask_use(progress.epochs, progress.settings), id="train-masks"))
     lines.append(html.Div(settings_summary(progress.settings, progress.used_settings), className="text-muted small",
                           id="train-settings"))
-    # Stop polling once the run is over and, when it succeeded, its candidate is registered.
-    finished = progress.status in FINAL_STATUSES and (progress.status != "succeeded" or progress.candidate)
+    # Stop polling once the run is over; a run read as succeeded comes with its candidate (run_progress).
+    finished = progress.status in FINAL_STATUSES
     return (
         html.Div(lines),
         epoch_curves(progress.epochs, ("loss", "val_loss", "mask_loss", "val_mask_loss"), "Loss per epoch",
                      progress.total_epochs),
         epoch_curves(progress.epochs, ("accuracy", "val_accuracy", "recall", "val_recall", "auc", "val_auc"),
                      "Accuracy, recall, AUC per epoch", progress.total_epochs),
-        bool(finished),
+        finished,
     )

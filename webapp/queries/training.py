@@ -47,9 +47,14 @@ class RunProgress:
 
 
 def run_progress(session: Session, run_id: int, now: datetime | None = None) -> RunProgress | None:
-    run = session.get(TrainingRun, run_id)
-    if run is None:
+    # The run and its candidate in one statement, so from one snapshot: the trainer commits the candidate and the
+    # run's success together (worker/training.py), and two queries could fall either side of that commit.
+    row = session.execute(select(TrainingRun, ModelVersion)
+                          .outerjoin(ModelVersion, ModelVersion.training_run_id == TrainingRun.id)
+                          .where(TrainingRun.id == run_id)).first()
+    if row is None:
         return None
+    run, candidate = row
     now = now or datetime.now(timezone.utc)
     epochs = [(e.epoch, dict(e.metrics or {})) for e in session.scalars(
         select(TrainingEpoch).where(TrainingEpoch.run_id == run_id).order_by(TrainingEpoch.epoch))]
@@ -60,7 +65,6 @@ def run_progress(session: Session, run_id: int, now: datetime | None = None) -> 
     if run.status == "running" and elapsed is not None:
         remaining = estimate_remaining(elapsed, len(epochs), total)
     dataset = session.get(Dataset, run.dataset_id) if run.dataset_id else None
-    candidate = session.scalar(select(ModelVersion).where(ModelVersion.training_run_id == run_id))
     return RunProgress(
         id=run.id, status=run.status, dataset=f"{dataset.id}: {dataset.name}" if dataset else "none",
         settings=dict(run.settings or {}), epochs=epochs, total_epochs=total, elapsed_s=elapsed,
