@@ -6,7 +6,7 @@ import re
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from core.db import session_scope
 from core.models import AuditEntry, Dataset, ModelVersion, TrainingRun, User
@@ -14,7 +14,7 @@ from tests.factories import make_model_version
 from tests.webapp.admin_factories import make_prepared_dataset, make_run
 from tests.webapp.conftest import parse_outputs
 from tests.webapp.dash_calls import call, find_by_id, outputs, text_of
-from webapp.queries.training import estimate_remaining, run_progress
+from webapp.queries.training import RunProgress, estimate_remaining, run_progress
 from webapp.security import SECURE_MARK
 
 ADMIN_PAGES = ("pages.admin_datasets", "pages.admin_training", "pages.admin_models",
@@ -207,7 +207,8 @@ def test_time_left_assumes_the_mean_epoch_time_so_far() -> None:
     assert estimate_remaining(elapsed_s=50, epochs_done=5, total_epochs=5) == 0
 
 
-def read_progress_as_training_ends(reader, database_url: str, dataset_id: int, commit_after: int):
+def read_progress_as_training_ends(reader: Engine, database_url: str, dataset_id: int,
+                                   commit_after: int) -> tuple[RunProgress, bool, str]:
     """run_progress of a new running run, read through `reader`, with the trainer's last commit (the candidate and
     the run's success, as worker/training.py writes them) made after the page's `commit_after`-th statement; also
     whether that commit was made (False when the page ran fewer statements) and the run's name for its candidate."""
