@@ -127,16 +127,15 @@ class Predictor:
     bicubic map peaks at the cell's centre. Networks exported since 2026-12-07 see the scan a second time turned
     and, where half a heatmap cell is at most 4 px (ml.model.inference_model; not brain-mri's 8×8 map), moved half
     a cell, and the heatmap is the mean of the two views' maps (`cam`), sampled at both phases of the grid, in the
-    one forward pass. With `refine_heatmaps` a second pass of
-    the scan moved half a cell down and right adds its maps, moved back: for networks exported before, the same
-    sampling at twice the forward cost; for newer ones, two more views at the same two phases. The probability
-    always comes from the first pass. Synthetic CT (python -m bench.bench_synthetic --refine-heatmaps, an Intel
-    host, late 2026-12-06): two models trained 16 epochs on 10,000 slices pointed inside 0.775 and 0.739 of the
-    tumors against 0.689 and 0.676; one trained 12 epochs on 3,000, whose map spreads a small tumor over the
-    neighbouring cells anyway, 0.667 against 0.676. `predict`, 2 threads (bench.bench_inference): 5.8-5.9 ms a
-    scan against 2.8-3.1, 231-239 scans/s in batches of 64 against 472-482. Another 16-epoch model (an AMD EPYC
-    host, 2026-12-07) exported with the moved view pointed inside 0.747 against 0.680 with the turn in place, and
-    0.759 with a second pass on top.
+    one forward pass. With `refine_heatmaps` a second pass of the scan moved half a cell down and right adds its
+    maps, moved back: for networks exported before, the same sampling at twice the forward cost; for newer ones,
+    two more views at the same two phases. The probability always comes from the first pass. Synthetic CT (python
+    -m bench.bench_synthetic --refine-heatmaps, an Intel host, late 2026-12-06): two models trained 16 epochs on
+    10,000 slices pointed inside 0.775 and 0.739 of the tumors against 0.689 and 0.676; one trained 12 epochs on
+    3,000, whose map spreads a small tumor over the neighbouring cells anyway, 0.667 against 0.676. `predict`, 2
+    threads (bench.bench_inference): 5.8-5.9 ms a scan against 2.8-3.1, 231-239 scans/s in batches of 64 against
+    472-482. Another 16-epoch model (an AMD EPYC host, 2026-12-07) exported with the moved view pointed inside
+    0.747 against 0.680 with the turn in place, and 0.759 with a second pass on top.
     """
 
     def __init__(self, session: ort.InferenceSession, metadata: dict, refine_heatmaps: bool = False):
