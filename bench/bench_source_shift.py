@@ -4,8 +4,9 @@
 
 Each test scan's source file is decoded, re-stored by one family of ml.source_shift (resized, framed,
 cropped, stretched, re-windowed, annotated, JPEG-compressed, or several at once: `web`), then decoded
-and normalised as an upload is (ml.normalise.prepare_image at the prepared size, 8-bit, resized to the
-model's input as the screening worker does) and predicted at the model's own threshold. `none` re-stores
+and brought to the model's input as its training scans were (ml.normalise.prepare_for_model: normalised at
+the size the dataset was prepared at, 8-bit, area-averaged to the model's size) and predicted at the model's
+own threshold. `none` re-stores
 the file unchanged, so it should match the model's own test figures.
 
 The issue's target for data from a different source (ROC-AUC >= 0.95, recall >= 0.95) is printed beside
@@ -14,7 +15,6 @@ each family; this is a proxy for that target, not a measurement of it (see ml/so
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -22,22 +22,16 @@ import numpy as np
 
 from bench.common import WORK, print_table, write_results
 from ml.classes import LABELS
-from ml.dataset import read_metadata
+from ml.dataset import preparation, read_metadata
 from ml.decode import decode_file
 from ml.errors import RejectedFile
 from ml.evaluate import source_root
 from ml.metrics import binary_metrics
-from ml.normalise import prepare_image
+from ml.normalise import prepare_for_model
 from ml.predictor import Predictor
 from ml.source_shift import FAMILIES, shifted_file
-from worker.images import decode_png, png_bytes, resize_square
 
 OTHER_SOURCE_TARGETS = {"roc_auc": 0.95, "recall": 0.95}
-
-
-def model_input(normalised: np.ndarray, size: int) -> np.ndarray:
-    """A normalised scan as the screening worker feeds it: stored as 8-bit PNG, read back, resized."""
-    return resize_square(decode_png(png_bytes(normalised)), size)
 
 
 def family_metrics(predictor: Predictor, sources: list[np.ndarray], labels: np.ndarray, family: str,
@@ -47,11 +41,11 @@ def family_metrics(predictor: Predictor, sources: list[np.ndarray], labels: np.n
     for index, pixels in enumerate(sources):
         data, name = shifted_file(pixels, family, seed, index)
         try:
-            normalised, _ = prepare_image(data, name, prepared_size)
+            image, _ = prepare_for_model(data, name, predictor.image_size, prepared_size, predictor.window)
         except (RejectedFile, ValueError) as error:
             rejected.append({"index": index, "reason": str(error)})
             continue
-        images.append(model_input(normalised, predictor.image_size))
+        images.append(image)
         kept.append(index)
     probability = np.zeros(len(sources))  # refused scans score 0: not screened is not found
     if images:
@@ -81,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = read_metadata(args.prepared)
     rows = rows[rows["split"] == args.split]
     root = source_root(args.prepared)
-    prepared_size = int(json.loads((args.prepared / "report.json").read_text())["settings"]["size"])
+    # Models written before 2026-12-07 do not record the size their set was prepared at: the set's report does.
+    prepared_size = predictor.prepared_size or preparation(args.prepared).get("prepared_size")
     sources = [decode_file(Path(p) if Path(p).is_absolute() else root / p).pixels for p in rows["source_path"]]
     labels = rows["label"].map(LABELS).to_numpy(np.int8)
 

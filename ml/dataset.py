@@ -1,6 +1,7 @@
 """Read a prepared dataset folder (written by `python -m ml prepare`): its metadata and its images."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -8,6 +9,7 @@ import cv2
 import numpy as np
 
 from ml.classes import LABELS
+from ml.pixels import as_floats, resize_square
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,23 +32,25 @@ def read_metadata(prepared_dir: str | Path) -> pd.DataFrame:
     return table
 
 
+def preparation(prepared_dir: str | Path) -> dict:
+    """How a prepared dataset's scans were made, as its report.json records it: the normalisation size
+    ("prepared_size") and the CT window ("window", center and width); {} for a folder without a report."""
+    report = Path(prepared_dir) / "report.json"
+    settings = json.loads(report.read_text()).get("settings", {}) if report.is_file() else {}
+    made = {}
+    if settings.get("size"):
+        made["prepared_size"] = int(settings["size"])
+    if settings.get("window"):
+        made["window"] = [float(v) for v in settings["window"]]
+    return made
+
+
 def load_pixels(path: str | Path, image_size: int | None = None) -> np.ndarray:
     """One prepared image as its 8-bit pixels, uint8 S×S, resized to image_size when given."""
     pixels = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if pixels is None:
         raise FileNotFoundError(f"{path}: missing or unreadable image")
-    if image_size is not None and pixels.shape != (image_size, image_size):
-        shrink = pixels.shape[0] > image_size
-        pixels = cv2.resize(pixels, (image_size, image_size),
-                            interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return pixels
-
-
-def as_floats(scans: np.ndarray) -> np.ndarray:
-    """float32 scans in [0, 1] from either 8-bit codes (uint8) or float32 scans."""
-    if scans.dtype == np.uint8:
-        return scans.astype(np.float32) / np.float32(255.0)
-    return np.asarray(scans, np.float32)
+    return pixels if image_size is None else resize_square(pixels, image_size)
 
 
 def load_image(path: str | Path, image_size: int | None = None) -> np.ndarray:

@@ -14,7 +14,7 @@ from ml.dataset import load_image, read_metadata
 from ml.decode import decode_file
 from ml.errors import RejectedFile
 from ml.metrics import binary_metrics
-from ml.normalise import normalise_like, prepare_image
+from ml.normalise import normalise_like
 from ml.predictor import Prediction, Predictor
 
 
@@ -112,17 +112,19 @@ def _empty(size: int) -> np.ndarray:
     return np.zeros((0, size, size), np.float32)
 
 
-def load_raw(data_dir: str | Path, size: int, tumor_classes=None, normal_classes=None,
+def load_raw(data_dir: str | Path, predictor: Predictor, tumor_classes=None, normal_classes=None,
              masks_dir: str | Path | None = None) -> Scans:
-    """Every file of a folder-per-class dataset, decoded and normalised; bad files end in `rejected`."""
+    """Every file of a folder-per-class dataset, brought to `predictor`'s input as its training scans were
+    (`Predictor.prepare_file`); bad files end in `rejected`."""
     data_dir = Path(data_dir)
+    size = predictor.image_size
     mapping = resolve_classes(data_dir, tumor_classes, normal_classes)
     images, labels, names, masks, rejected = [], [], [], [], []
     for folder, label in sorted(mapping.folders.items()):
         for path in sorted(p for p in (data_dir / folder).iterdir() if p.is_file() and not p.name.startswith(".")):
             name = f"{folder}/{path.name}"
             try:
-                image, decoded = prepare_image(path.read_bytes(), path.name, size)
+                image, decoded = predictor.prepare_file(path.read_bytes(), path.name)
             except RejectedFile as error:
                 rejected.append({"file": name, "reason": error.reason})
                 continue
@@ -196,7 +198,7 @@ def evaluate_dir(model_dir: str | Path, data_dir: str | Path, masks_dir: str | P
     if is_prepared(data_dir):
         scans = load_prepared(data_dir, predictor.image_size, masks_dir)
     else:
-        scans = load_raw(data_dir, predictor.image_size, tumor_classes, normal_classes, masks_dir)
+        scans = load_raw(data_dir, predictor, tumor_classes, normal_classes, masks_dir)
     if len(scans.images) == 0:
         raise ValueError(f"{data_dir}: no scan could be used ({len(scans.rejected)} rejected)")
     metrics, probability = evaluate_arrays(predictor, scans.images, scans.labels, scans.masks, on_prediction)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from ml.decode import DecodedImage, decode_bytes
+from ml.pixels import as_floats, resize_square, to_uint8
 
 # The head is found on a copy at most this large: plenty for a bounding box, and fast.
 _MASK_SIDE = 256
@@ -54,6 +55,18 @@ def prepare_image(data: bytes, name: str, size: int = 224,
     """Decode one file and normalise it: (size×size float32 in [0, 1], the DecodedImage)."""
     decoded = decode_bytes(data, name, window=window)
     return normalise(decoded.pixels, size), decoded
+
+
+def prepare_for_model(data: bytes, name: str, model_size: int, prepared_size: int | None = None,
+                      window: tuple[float, float] | None = None) -> tuple[np.ndarray, DecodedImage]:
+    """Decode one file and bring it to a model's input (model_size×model_size float32) as its training
+    scans were: normalised at the size its dataset was prepared at, stored as 8 bits, resized to the
+    model's size (ml.dataset.load_pixels). Normalising straight at the model's size instead lost a
+    synthetic model half its specificity (docs/MODEL.md); it is what happens without `prepared_size`."""
+    if prepared_size is None:
+        return prepare_image(data, name, model_size, window)
+    normalised, decoded = prepare_image(data, name, prepared_size, window)
+    return as_floats(resize_square(to_uint8(normalised), model_size)), decoded
 
 
 def head_box(image: np.ndarray) -> tuple[tuple[float, float, float, float], np.ndarray]:

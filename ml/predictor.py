@@ -18,6 +18,8 @@ import numpy as np
 import onnxruntime as ort
 
 from ml.calibration import apply_temperature
+from ml.decode import DecodedImage
+from ml.normalise import prepare_for_model
 
 CLASS_NAMES = ("no_tumor", "tumor")
 # A batch is cut into chunks of at most CHUNK scans, bounded twice. Memory: the activations (the largest
@@ -149,6 +151,12 @@ class Predictor:
         self.calibration_bias = float(metadata.get("calibration_bias", 0.0))
         self.review_band = float(metadata["review_band"])
         self.class_names = tuple(metadata.get("class_names", CLASS_NAMES))
+        # How a file becomes this model's input (ml.normalise.prepare_for_model); models written before
+        # 2026-12-07 record neither, and files are normalised straight at image_size for them.
+        preprocessing = metadata.get("preprocessing", {})
+        self.prepared_size: int | None = preprocessing.get("prepared_size")
+        window = preprocessing.get("window")
+        self.window: tuple[float, float] | None = tuple(window) if window else None
         weights = metadata.get("cam_weights")
         self._cam_weights = np.asarray(weights, np.float32) if weights is not None else None
         largest_map = metadata.get("largest_map_floats") or self.image_size ** 2 * FIRST_BLOCK_MAPS
@@ -215,6 +223,11 @@ class Predictor:
     def _cams(self, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         moved_maps = outputs.get("moved_activations", [None] * len(outputs["activations"]))
         return [self.cam(a, b) for a, b in zip(outputs["activations"], moved_maps)]
+
+    def prepare_file(self, data: bytes, name: str) -> tuple[np.ndarray, DecodedImage]:
+        """One file decoded and brought to this model's input as its training scans were (raises
+        ml.errors.RejectedFile for a file that cannot be used)."""
+        return prepare_for_model(data, name, self.image_size, self.prepared_size, self.window)
 
     def predict(self, images: np.ndarray) -> list[Prediction]:
         images = self._check(images)

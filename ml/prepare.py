@@ -28,6 +28,7 @@ from ml.duplicates import (COPY_THRESHOLD, GROUP_THRESHOLD, THUMBNAIL_SIDE, dedu
                            thumbnail)
 from ml.errors import RejectedFile
 from ml.normalise import normalise
+from ml.pixels import to_uint8
 from ml.prepare_report import render_markdown
 from ml.split import SPLIT_NAMES, check_groups_within_splits, group_split, split_fractions
 
@@ -233,7 +234,7 @@ def _process(task: _Task) -> dict[str, Any]:
     except Exception as error:  # unreadable file, or a normaliser bug: report it, keep going
         result["reason"] = f"could not be prepared ({type(error).__name__}: {str(error)[:120]})"
         return result
-    if not cv2.imwrite(task.staged, np.round(normalised * 255).astype(np.uint8)):
+    if not cv2.imwrite(task.staged, to_uint8(normalised)):
         result["reason"] = "could not be written"
         return result
     result.update(sha256=hashlib.sha256(data).hexdigest(), pixel_sha256=pixel_sha256(decoded.pixels),

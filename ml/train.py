@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.dataset import as_floats
+from ml.pixels import as_floats
 from ml.precision import check_precision, dtype_policy, resolve_precision
 
 FORMAT_VERSION = 1
@@ -559,6 +559,10 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     """Train on arrays (N×S×S×1 float32 in [0, 1], labels 1 = tumor) and write the model directory.
     X_train may be 8-bit pixels instead (uint8, the floats × 255), as `train` loads it: a quarter the memory.
 
+    `preprocessing` adds to metadata.json's record of how a file becomes the model's input: `prepared_size`
+    and `window`, the normalisation size and CT window the training scans were prepared with
+    (`preparation`), which ml.normalise.prepare_for_model then repeats for any file.
+
     `val_groups` (similarity group per validation scan) is what the threshold's recall confidence
     resamples; without it each scan counts as its own patient. `train_masks` and `val_masks` (one S×S
     tumor mask or None per scan, both or neither) make the masks a second training target (ml.lesion_map).
@@ -613,8 +617,8 @@ def train_arrays(X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_
     metadata = {
         "format_version": FORMAT_VERSION,
         "image_size": settings.image_size,
-        "preprocessing": preprocessing or {"input": "ml.normalise.prepare_image", "size": settings.image_size,
-                                           "channels": 1, "value_range": [0.0, 1.0]},
+        "preprocessing": {"input": "ml.normalise.prepare_for_model", "size": settings.image_size, "channels": 1,
+                          "value_range": [0.0, 1.0], **(preprocessing or {})},
         "threshold": operating.threshold,
         "temperature": operating.temperature,
         "calibration_bias": operating.bias,
@@ -662,7 +666,7 @@ def train(prepared_dir: str | Path, out_dir: str | Path, settings: TrainSettings
 
     `masks_dir`: the source dataset's tumor masks (`<stem>.png` per tumor image, as the synthetic
     generator writes them), a second training target; not read when `settings.mask_weight` is 0."""
-    from ml.dataset import load_split, read_metadata
+    from ml.dataset import load_split, preparation, read_metadata
     from ml.evaluate import split_masks
 
     prepared_dir = Path(prepared_dir)
@@ -676,5 +680,6 @@ def train(prepared_dir: str | Path, out_dir: str | Path, settings: TrainSettings
              for split in ("train", "val")}
     return train_arrays(*splits["train"], *splits["val"], *splits["test"], out_dir, settings, on_epoch, should_stop,
                         fingerprint=fingerprint_file(prepared_dir / "metadata.csv"),
+                        preprocessing=preparation(prepared_dir),
                         val_groups=rows.loc[rows["split"] == "val", "group"].to_numpy(),
                         train_masks=masks["train"], val_masks=masks["val"])

@@ -195,7 +195,7 @@ if nd.masks_folder() is None:
     print("no masks for this data set")
 else:
     predictor = Predictor.from_dir(nd.model_folder("tumorscreen"))
-    raw = load_raw(nd.source_folder(), predictor.image_size, masks_dir=nd.masks_folder())
+    raw = load_raw(nd.source_folder(), predictor, masks_dir=nd.masks_folder())
     test_sources = set(read_metadata(prepared).query("split == 'test'")["source_path"])
     keep = [i for i, name in enumerate(raw.names) if name in test_sources]
     scored, _ = evaluate_arrays(predictor, raw.images[keep], raw.labels[keep], [raw.masks[i] for i in keep])

@@ -114,11 +114,13 @@ def handmade_onnx(size: int, pool: int = 1, moved_view: bool = False) -> bytes:
 
 
 def handmade_metadata(size: int, threshold: float = 0.5, temperature: float = 1.0, review_band: float = 0.1,
-                      calibration_bias: float = 0.0) -> dict:
+                      calibration_bias: float = 0.0, prepared_size: int | None = None) -> dict:
+    """Without `prepared_size`, the preprocessing of a model written before 2026-12-07."""
+    preparation = {} if prepared_size is None else {"prepared_size": prepared_size, "window": [40.0, 80.0]}
     return {
         "format_version": 1,
         "image_size": size,
-        "preprocessing": {"input": "ml.normalise.prepare_image", "size": size},
+        "preprocessing": {"input": "ml.normalise.prepare_image", "size": size, **preparation},
         "threshold": threshold,
         "temperature": temperature,
         "calibration_bias": calibration_bias,

@@ -4,11 +4,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ml.pixels import to_uint8
+
 THUMBNAIL_SIZE = 96
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(image, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -30,10 +28,3 @@ def decode_png(data: bytes) -> np.ndarray:
         raise ValueError("stored image is not a readable PNG")
     return pixels.astype(np.float32) / 255.0
 
-
-def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize a square image to size×size (area averaging down, bilinear up)."""
-    if image.shape == (size, size):
-        return image
-    interpolation = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
-    return cv2.resize(image, (size, size), interpolation=interpolation)

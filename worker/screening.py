@@ -118,7 +118,8 @@ class _Loaded:
 def _screen_chunk(batch_id: int, scan_ids: list[int]) -> None:
     # Imported here, in the pool child that screens: the worker's main process, which only
     # supervises the pool and runs the sweeper, then never loads OpenCV, ONNX Runtime or SciPy.
-    from worker.images import decode_png, png_bytes, resize_square
+    from ml.pixels import resize_square
+    from worker.images import decode_png, png_bytes
     from worker.model_cache import predictor_for
 
     loaded = _start_chunk(batch_id, scan_ids)

@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 
 from ml.errors import RejectedFile, one_line
-from ml.normalise import prepare_image
 from ml.predictor import Prediction, Predictor
 
 
@@ -48,12 +47,12 @@ def _heatmap_path(folder: Path, source: Path, taken: set[Path]) -> Path:
     return path
 
 
-def _load(path: Path, size: int) -> np.ndarray:
+def _load(path: Path, predictor: Predictor) -> np.ndarray:
     try:
         data = path.read_bytes()
     except OSError as error:
         raise RejectedFile(path.name, f"cannot read file ({error.strerror or error})") from None
-    image, _ = prepare_image(data, path.name, size)
+    image, _ = predictor.prepare_file(data, path.name)
     return image
 
 
@@ -86,7 +85,7 @@ def main(argv: list[str]) -> int:
     errors: dict[int, str] = {}
     for index, path in enumerate(args.files):
         try:
-            images[index] = _load(path, predictor.image_size)
+            images[index] = _load(path, predictor)
         except RejectedFile as error:
             errors[index] = error.reason
     predicted = dict(zip(images, predictor.predict(np.stack(list(images.values()))))) if images else {}

@@ -8,8 +8,10 @@ import pytest
 
 from ml.commands.evaluate import main as evaluate_main
 from ml.errors import RejectedFile
-from ml.evaluate import evaluate_arrays, normalised_mask, peak_inside
+from ml.dataset import SPLITS, read_metadata
+from ml.evaluate import evaluate_arrays, load_prepared, load_raw, normalised_mask, peak_inside
 from ml.normalise import normalise, prepare_image
+from ml.prepare import prepare_dataset
 from ml.predictor import Predictor, unit_range, upsampled_cam
 from tests.builders import make_head_slice, make_png
 from tests.model_fixtures import build_handmade_model_dir
@@ -109,6 +111,32 @@ def test_evaluate_command_on_a_raw_dataset(handmade_model_dir, tmp_path, capsys)
     called = np.array([p.probability >= predictor.threshold for p in predictor.predict(np.stack(images))])
     assert metrics["confusion"]["tp"] + metrics["confusion"]["fp"] == int(called.sum())
     assert f"no_tumor/notes.png: {reason}" in capsys.readouterr().out
+
+
+def test_a_raw_folder_reaches_the_model_as_its_prepared_copy_reached_training(tmp_path):
+    # The model records that its training set was prepared at 64 px: each raw file is then normalised at 64,
+    # stored as 8 bits and area-averaged to 32, exactly the array training read from the prepared PNG.
+    raw = write_raw_dataset(tmp_path / "raw")
+    prepared = tmp_path / "prepared"
+    # Thresholds above any similarity: the six drawn heads look alike, and every one is to be kept.
+    prepare_dataset(raw, prepared, size=64, seed=0, processes=1, group_threshold=1.01, copy_threshold=1.01)
+    model = build_handmade_model_dir(tmp_path / "model", size=32, prepared_size=64)
+    from_raw = load_raw(raw, Predictor.from_dir(model))
+    by_source = dict(zip(from_raw.names, from_raw.images))
+    rows = read_metadata(prepared)
+    compared = 0
+    for split in SPLITS:
+        scans = load_prepared(prepared, 32, split=split)
+        for image, source in zip(scans.images, rows.loc[rows["split"] == split, "source_path"]):
+            np.testing.assert_array_equal(by_source[source], image)
+            compared += 1
+    assert compared == len(from_raw.names) == 6
+    # A model that records no preparation (written before 2026-12-07) gets each file normalised at 32.
+    straight = load_raw(raw, Predictor.from_dir(build_handmade_model_dir(tmp_path / "older", size=32)))
+    assert straight.names == from_raw.names
+    np.testing.assert_array_equal(straight.images[0], prepare_image((raw / straight.names[0]).read_bytes(), "x.png",
+                                                                    32)[0])
+    assert np.abs(straight.images - from_raw.images).max() > 1 / 255
 
 
 def test_evaluate_command_uses_the_test_split_of_a_prepared_dataset(handmade_model_dir, tmp_path):

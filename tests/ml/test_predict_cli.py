@@ -40,6 +40,20 @@ def test_every_file_predicted_exits_zero(handmade_model_dir, scans, capsys):
         assert line["heatmap"] is None
 
 
+def test_a_file_reaches_the_model_as_its_training_scans_did(tmp_path, scans, capsys):
+    # The model's training set was prepared at 64 px (8-bit PNGs) and read at 32 by area averaging.
+    model = build_handmade_model_dir(tmp_path / "model", size=32, prepared_size=64)
+    assert predict_main(["--model", str(model), *map(str, scans), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for line, path in zip(lines, scans):
+        normalised, _ = prepare_image(path.read_bytes(), path.name, 64)
+        stored = np.round(normalised * 255).astype(np.uint8)
+        read = cv2.resize(stored, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        assert line["probability"] == pytest.approx(Predictor.from_dir(model).predict(read[None])[0].probability,
+                                                    abs=1e-6)
+        assert line["probability"] != pytest.approx(expected_probability(model, path), abs=1e-4)  # not straight
+
+
 def test_a_bad_file_gets_its_reason_and_the_rest_still_run(handmade_model_dir, scans, tmp_path, capsys):
     bad = tmp_path / "report.pdf"
     bad.write_bytes(b"%PDF-1.4 not a scan")

@@ -141,6 +141,7 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
     from ml.commands.train import main as train_main
 
     data = write_prepared(tmp_path / "prepared", mislabelled_val=3)
+    (data / "report.json").write_text(json.dumps({"settings": {"size": 64, "window": [35, 90]}}))
     out = tmp_path / "model"
     assert train_main(["--data", str(data), "--out", str(out), "--epochs", "2", "--image-size", "64", "--width", "8",
                        "--batch-size", "16", "--no-intensity-augment", "--top-down", "2", "--recall-target", "0.75",
@@ -149,6 +150,9 @@ def test_train_command_trains_from_a_prepared_folder(tmp_path, capsys):
     digest = hashlib.sha256((data / "metadata.csv").read_bytes()).hexdigest()
     assert metadata["training_data"] == {"fingerprint": f"sha256:{digest}", "n_train": 48, "n_val": 24, "n_test": 16,
                                          "n_train_masks": 0}
+    # How a file becomes this model's input: normalised as the prepared set was (report.json), then 64 px.
+    assert metadata["preprocessing"] == {"input": "ml.normalise.prepare_for_model", "size": 64, "channels": 1,
+                                         "value_range": [0.0, 1.0], "prepared_size": 64, "window": [35.0, 90.0]}
     assert metadata["settings"]["epochs"] == 2 and metadata["settings"]["width"] == 8
     assert metadata["settings"]["augment"] and not metadata["settings"]["intensity_augment"]
     assert metadata["settings"]["top_down"] == 2 and metadata["settings"]["appearance_clusters"] == 3
@@ -242,7 +246,7 @@ def eight_bit(images: np.ndarray) -> np.ndarray:
 
 
 def test_eight_bit_scans_become_codes_that_give_back_the_same_floats():
-    from ml.dataset import as_floats
+    from ml.pixels import as_floats
     from ml.train import eight_bit_codes
 
     every_code = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)

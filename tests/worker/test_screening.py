@@ -91,7 +91,7 @@ def stored_image_and_heatmap(env, scan_id: int) -> tuple[np.ndarray, np.ndarray]
 def model_heatmap(model_dir, image: np.ndarray) -> np.ndarray:
     """The predictor's own heatmap of a stored 8-bit image, as 8 bits."""
     from ml.predictor import Predictor
-    from worker.images import resize_square, to_uint8
+    from ml.pixels import resize_square, to_uint8
 
     predictor = Predictor.from_dir(model_dir)
     scan = resize_square(image.astype(np.float32) / 255.0, predictor.image_size)
