@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import print_table, write_results
+from bench.common import model_preparation, print_table, write_results
 from core.config import get_settings
 from ml.classes import LABELS
-from ml.dataset import preparation, read_metadata
+from ml.dataset import read_metadata
 from ml.evaluate import evaluate_arrays, load_prepared, source_root, split_masks
 from ml.normalise import prepare_for_model, prepare_image
 from ml.pixels import resize_square
@@ -32,11 +32,9 @@ from worker.images import decode_png, png_bytes
 Route = Callable[[bytes, str], np.ndarray]
 
 
-def routes(predictor: Predictor, preparation_of_set: dict, worker_size: int) -> dict[str, Route]:
+def routes(predictor: Predictor, prepared_dir: Path, worker_size: int) -> dict[str, Route]:
     size = predictor.image_size
-    # Models written before 2026-12-07 do not record how their set was prepared: the set's report does.
-    prepared_size = predictor.prepared_size or preparation_of_set["prepared_size"]
-    window = predictor.window or preparation_of_set.get("window")
+    prepared_size, window = model_preparation(predictor, prepared_dir)
     return {
         "as training": lambda data, name: prepare_for_model(data, name, size, prepared_size, window)[0],
         "as the worker": lambda data, name: resize_square(decode_png(png_bytes(prepare_image(data, name,
@@ -65,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     read_by_training = load_prepared(args.prepared, predictor.image_size, split=args.split).images
 
     table, record = [], {}
-    for name, route in routes(predictor, preparation(args.prepared), worker_size).items():
+    for name, route in routes(predictor, args.prepared, worker_size).items():
         images = np.stack([route(path.read_bytes(), path.name) for path in files])
         metrics, _ = evaluate_arrays(predictor, images, labels, masks)
         off = float(np.abs(images - read_by_training).max())

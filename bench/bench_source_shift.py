@@ -6,8 +6,7 @@ Each test scan's source file is decoded, re-stored by one family of ml.source_sh
 cropped, stretched, re-windowed, annotated, JPEG-compressed, or several at once: `web`), then decoded
 and brought to the model's input as its training scans were (ml.normalise.prepare_for_model: normalised at
 the size the dataset was prepared at, 8-bit, area-averaged to the model's size) and predicted at the model's
-own threshold. `none` re-stores
-the file unchanged, so it should match the model's own test figures.
+own threshold. `none` re-stores the file unchanged, so it should match the model's own test figures.
 
 The issue's target for data from a different source (ROC-AUC >= 0.95, recall >= 0.95) is printed beside
 each family; this is a proxy for that target, not a measurement of it (see ml/source_shift.py).
@@ -20,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import WORK, print_table, write_results
+from bench.common import WORK, model_preparation, print_table, write_results
 from ml.classes import LABELS
-from ml.dataset import preparation, read_metadata
+from ml.dataset import read_metadata
 from ml.decode import decode_file
 from ml.errors import RejectedFile
 from ml.evaluate import source_root
@@ -35,13 +34,14 @@ OTHER_SOURCE_TARGETS = {"roc_auc": 0.95, "recall": 0.95}
 
 
 def family_metrics(predictor: Predictor, sources: list[np.ndarray], labels: np.ndarray, family: str,
-                   prepared_size: int, seed: int) -> tuple[dict, np.ndarray]:
+                   prepared_dir: Path, seed: int) -> tuple[dict, np.ndarray]:
     """Metrics of one family over every source scan; a scan the product refuses counts as a miss."""
+    prepared_size, window = model_preparation(predictor, prepared_dir)
     images, kept, rejected = [], [], []
     for index, pixels in enumerate(sources):
         data, name = shifted_file(pixels, family, seed, index)
         try:
-            image, _ = prepare_for_model(data, name, predictor.image_size, prepared_size, predictor.window)
+            image, _ = prepare_for_model(data, name, predictor.image_size, prepared_size, window)
         except (RejectedFile, ValueError) as error:
             rejected.append({"index": index, "reason": str(error)})
             continue
@@ -75,15 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = read_metadata(args.prepared)
     rows = rows[rows["split"] == args.split]
     root = source_root(args.prepared)
-    # Models written before 2026-12-07 do not record the size their set was prepared at: the set's report does.
-    prepared_size = predictor.prepared_size or preparation(args.prepared).get("prepared_size")
     sources = [decode_file(Path(p) if Path(p).is_absolute() else root / p).pixels for p in rows["source_path"]]
     labels = rows["label"].map(LABELS).to_numpy(np.int8)
 
     table, record, baseline = [], {}, None
     for family in families:
         began = time.monotonic()
-        metrics, probability = family_metrics(predictor, sources, labels, family, prepared_size, args.seed)
+        metrics, probability = family_metrics(predictor, sources, labels, family, args.prepared, args.seed)
         if family == "none":
             baseline = probability
         changed = (int(np.sum((probability >= predictor.threshold) != (baseline >= predictor.threshold)))

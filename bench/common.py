@@ -17,6 +17,15 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql://postgres@127.0.0.1:54
 WORK = Path(__file__).resolve().parents[1] / "var" / "bench"
 
 
+def model_preparation(predictor, prepared_dir: Path) -> tuple[int | None, list[float] | None]:
+    """(prepared size, CT window) a model's input is made with (ml.normalise.prepare_for_model). Models
+    written before 2026-12-07 do not record them: the report of the set they were trained on does."""
+    from ml.dataset import preparation
+
+    made = preparation(prepared_dir)
+    return predictor.prepared_size or made.get("prepared_size"), predictor.window or made.get("window")
+
+
 def fmt(value) -> str:
     if value is None:
         return "-"

@@ -61,8 +61,9 @@ def prepare_for_model(data: bytes, name: str, model_size: int, prepared_size: in
                       window: tuple[float, float] | None = None) -> tuple[np.ndarray, DecodedImage]:
     """Decode one file and bring it to a model's input (model_size×model_size float32) as its training
     scans were: normalised at the size its dataset was prepared at, stored as 8 bits, resized to the
-    model's size (ml.dataset.load_pixels). Normalising straight at the model's size instead lost a
-    synthetic model half its specificity (docs/MODEL.md); it is what happens without `prepared_size`."""
+    model's size (ml.dataset.load_pixels). Normalising straight at the model's size instead, what happens
+    without `prepared_size`, cost a brain-mri model six of 601 tumors and a synthetic one half its
+    specificity (docs/MODEL.md, "Ways into the network")."""
     if prepared_size is None:
         return prepare_image(data, name, model_size, window)
     normalised, decoded = prepare_image(data, name, prepared_size, window)

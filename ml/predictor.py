@@ -12,14 +12,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 
 from ml.calibration import apply_temperature
-from ml.decode import DecodedImage
-from ml.normalise import prepare_for_model
+
+if TYPE_CHECKING:
+    from ml.decode import DecodedImage
 
 CLASS_NAMES = ("no_tumor", "tumor")
 # A batch is cut into chunks of at most CHUNK scans, bounded twice. Memory: the activations (the largest
@@ -227,6 +229,10 @@ class Predictor:
     def prepare_file(self, data: bytes, name: str) -> tuple[np.ndarray, DecodedImage]:
         """One file decoded and brought to this model's input as its training scans were (raises
         ml.errors.RejectedFile for a file that cannot be used)."""
+        # Imported here: the decoders (Pillow, pydicom) load only where files are read, not in the
+        # screening worker, which predicts from stored 8-bit PNGs.
+        from ml.normalise import prepare_for_model
+
         return prepare_for_model(data, name, self.image_size, self.prepared_size, self.window)
 
     def predict(self, images: np.ndarray) -> list[Prediction]:
