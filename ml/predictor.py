@@ -229,8 +229,8 @@ class Predictor:
     def prepare_file(self, data: bytes, name: str) -> tuple[np.ndarray, DecodedImage]:
         """One file decoded and brought to this model's input as its training scans were (raises
         ml.errors.RejectedFile for a file that cannot be used)."""
-        # Imported here: the decoders (Pillow, pydicom) load only where files are read, not in the
-        # screening worker, which predicts from stored 8-bit PNGs.
+        # Imported here, so that importing the predictor loads no decoder (Pillow, pydicom): screening
+        # predicts from stored 8-bit PNGs, and only file-reading callers need them.
         from ml.normalise import prepare_for_model
 
         return prepare_for_model(data, name, self.image_size, self.prepared_size, self.window)
