@@ -6,8 +6,9 @@
   prepared at, 8 bits, area-averaged to the model's size), which `ml evaluate` on raw folders and `ml predict`
   use since 2026-12-07. It should match the prepared PNGs training read to the bit: the largest difference is
   printed.
-- `as the worker`: normalised at TUMORSCREEN_IMAGE_SIZE (224 unless set), stored as 8-bit PNG, read back and
-  resized to the model's size (worker.intake, worker.screening).
+- `as the worker`: normalised at TUMORSCREEN_IMAGE_SIZE (224 unless set), stored as 8-bit PNG, its codes read
+  back and resized to the model's size (worker.intake, worker.screening): training's way where the set was
+  prepared at that size.
 - `straight`: normalised at the model's size in float, what both commands did before, and still do for a
   model that records no preparation.
 """
@@ -25,9 +26,9 @@ from ml.classes import LABELS
 from ml.dataset import read_metadata
 from ml.evaluate import evaluate_arrays, load_prepared, source_root, split_masks
 from ml.normalise import prepare_for_model, prepare_image
-from ml.pixels import resize_square
+from ml.pixels import as_floats, resize_square
 from ml.predictor import Predictor
-from worker.images import decode_png, png_bytes
+from worker.images import decode_png_codes, png_bytes
 
 Route = Callable[[bytes, str], np.ndarray]
 
@@ -37,8 +38,8 @@ def routes(predictor: Predictor, prepared_dir: Path, worker_size: int) -> dict[s
     prepared_size, window = model_preparation(predictor, prepared_dir)
     return {
         "as training": lambda data, name: prepare_for_model(data, name, size, prepared_size, window)[0],
-        "as the worker": lambda data, name: resize_square(decode_png(png_bytes(prepare_image(data, name,
-                                                                                             worker_size)[0])), size),
+        "as the worker": lambda data, name: as_floats(resize_square(
+            decode_png_codes(png_bytes(prepare_image(data, name, worker_size)[0])), size)),
         "straight": lambda data, name: prepare_image(data, name, size)[0],
     }
 

@@ -21,10 +21,10 @@ def thumbnail_png(image: np.ndarray, size: int = THUMBNAIL_SIZE) -> bytes:
     return png_bytes(cv2.resize(np.asarray(image, np.float32), (size, size), interpolation=cv2.INTER_AREA))
 
 
-def decode_png(data: bytes) -> np.ndarray:
-    """A stored 8-bit PNG back to float32 in [0, 1]."""
+def decode_png_codes(data: bytes) -> np.ndarray:
+    """A stored 8-bit PNG back to its codes (uint8)."""
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if pixels is None:
         raise ValueError("stored image is not a readable PNG")
-    return pixels.astype(np.float32) / 255.0
+    return pixels
 

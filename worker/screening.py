@@ -118,8 +118,8 @@ class _Loaded:
 def _screen_chunk(batch_id: int, scan_ids: list[int]) -> None:
     # Imported here, in the pool child that screens: the worker's main process, which only
     # supervises the pool and runs the sweeper, then never loads OpenCV, ONNX Runtime or SciPy.
-    from ml.pixels import resize_square
-    from worker.images import decode_png, png_bytes
+    from ml.pixels import as_floats, resize_square
+    from worker.images import decode_png_codes, png_bytes
     from worker.model_cache import predictor_for
 
     loaded = _start_chunk(batch_id, scan_ids)
@@ -133,12 +133,13 @@ def _screen_chunk(batch_id: int, scan_ids: list[int]) -> None:
     errors: dict[int, str] = {}
     for scan_id, data in loaded.images.items():
         try:
-            image = decode_png(data)
+            codes = decode_png_codes(data)
         except ValueError as error:
             errors[scan_id] = str(error)
             continue
         good.append(scan_id)
-        pixels.append(resize_square(image, predictor.image_size))
+        # The 8-bit codes resized, as training reads a prepared PNG (ml.dataset.load_pixels).
+        pixels.append(as_floats(resize_square(codes, predictor.image_size)))
     images = np.stack(pixels) if pixels else np.zeros((0, predictor.image_size, predictor.image_size), np.float32)
     # The predictor cuts the chunk into forward passes whose maps stay small (ml.predictor.chunk_size).
     predictions = predictor.predict(images)

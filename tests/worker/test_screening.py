@@ -94,7 +94,7 @@ def model_heatmap(model_dir, image: np.ndarray) -> np.ndarray:
     from ml.pixels import resize_square, to_uint8
 
     predictor = Predictor.from_dir(model_dir)
-    scan = resize_square(image.astype(np.float32) / 255.0, predictor.image_size)
+    scan = resize_square(image, predictor.image_size).astype(np.float32) / 255.0  # the codes resized, as in training
     return to_uint8(predictor.predict(scan[None])[0].heatmap)
 
 
