@@ -26,7 +26,7 @@ from ml.classes import LABELS
 from ml.dataset import read_metadata
 from ml.evaluate import evaluate_arrays, load_prepared, source_root, split_masks
 from ml.normalise import prepare_for_model, prepare_image
-from ml.pixels import as_floats, resize_square
+from ml.pixels import codes_as_input
 from ml.predictor import Predictor
 from worker.images import decode_png_codes, png_bytes
 
@@ -38,8 +38,8 @@ def routes(predictor: Predictor, prepared_dir: Path, worker_size: int) -> dict[s
     prepared_size, window = model_preparation(predictor, prepared_dir)
     return {
         "as training": lambda data, name: prepare_for_model(data, name, size, prepared_size, window)[0],
-        "as the worker": lambda data, name: as_floats(resize_square(
-            decode_png_codes(png_bytes(prepare_image(data, name, worker_size)[0])), size)),
+        "as the worker": lambda data, name: codes_as_input(
+            decode_png_codes(png_bytes(prepare_image(data, name, worker_size)[0])), size),
         "straight": lambda data, name: prepare_image(data, name, size)[0],
     }
 

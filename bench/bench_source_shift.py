@@ -34,9 +34,8 @@ OTHER_SOURCE_TARGETS = {"roc_auc": 0.95, "recall": 0.95}
 
 
 def family_metrics(predictor: Predictor, sources: list[np.ndarray], labels: np.ndarray, family: str,
-                   prepared_dir: Path, seed: int) -> tuple[dict, np.ndarray]:
+                   prepared_size: int | None, window: list[float] | None, seed: int) -> tuple[dict, np.ndarray]:
     """Metrics of one family over every source scan; a scan the product refuses counts as a miss."""
-    prepared_size, window = model_preparation(predictor, prepared_dir)
     images, kept, rejected = [], [], []
     for index, pixels in enumerate(sources):
         data, name = shifted_file(pixels, family, seed, index)
@@ -75,13 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = read_metadata(args.prepared)
     rows = rows[rows["split"] == args.split]
     root = source_root(args.prepared)
+    prepared_size, window = model_preparation(predictor, args.prepared)
     sources = [decode_file(Path(p) if Path(p).is_absolute() else root / p).pixels for p in rows["source_path"]]
     labels = rows["label"].map(LABELS).to_numpy(np.int8)
 
     table, record, baseline = [], {}, None
     for family in families:
         began = time.monotonic()
-        metrics, probability = family_metrics(predictor, sources, labels, family, args.prepared, args.seed)
+        metrics, probability = family_metrics(predictor, sources, labels, family, prepared_size, window,
+                                              args.seed)
         if family == "none":
             baseline = probability
         changed = (int(np.sum((probability >= predictor.threshold) != (baseline >= predictor.threshold)))

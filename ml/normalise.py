@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ml.decode import DecodedImage, decode_bytes
-from ml.pixels import as_floats, resize_square, to_uint8
+from ml.pixels import codes_as_input, to_uint8
 
 # The head is found on a copy at most this large: plenty for a bounding box, and fast.
 _MASK_SIDE = 256
@@ -67,7 +67,7 @@ def prepare_for_model(data: bytes, name: str, model_size: int, prepared_size: in
     if prepared_size is None:
         return prepare_image(data, name, model_size, window)
     normalised, decoded = prepare_image(data, name, prepared_size, window)
-    return as_floats(resize_square(to_uint8(normalised), model_size)), decoded
+    return codes_as_input(to_uint8(normalised), model_size), decoded
 
 
 def head_box(image: np.ndarray) -> tuple[tuple[float, float, float, float], np.ndarray]:

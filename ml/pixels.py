@@ -27,3 +27,9 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
         return image
     interpolation = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def codes_as_input(codes: np.ndarray, size: int) -> np.ndarray:
+    """8-bit codes (a prepared PNG's, a stored scan's) as a model's float32 input at size×size: resized as
+    codes, then scaled, which is how training reads a prepared dataset (ml.dataset.load_image)."""
+    return as_floats(resize_square(codes, size))

@@ -118,7 +118,7 @@ class _Loaded:
 def _screen_chunk(batch_id: int, scan_ids: list[int]) -> None:
     # Imported here, in the pool child that screens: the worker's main process, which only
     # supervises the pool and runs the sweeper, then never loads OpenCV, ONNX Runtime or SciPy.
-    from ml.pixels import as_floats, resize_square
+    from ml.pixels import codes_as_input
     from worker.images import decode_png_codes, png_bytes
     from worker.model_cache import predictor_for
 
@@ -138,8 +138,7 @@ def _screen_chunk(batch_id: int, scan_ids: list[int]) -> None:
             errors[scan_id] = str(error)
             continue
         good.append(scan_id)
-        # The 8-bit codes resized, as training reads a prepared PNG (ml.dataset.load_pixels).
-        pixels.append(as_floats(resize_square(codes, predictor.image_size)))
+        pixels.append(codes_as_input(codes, predictor.image_size))
     images = np.stack(pixels) if pixels else np.zeros((0, predictor.image_size, predictor.image_size), np.float32)
     # The predictor cuts the chunk into forward passes whose maps stay small (ml.predictor.chunk_size).
     predictions = predictor.predict(images)
