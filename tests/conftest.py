@@ -272,6 +272,17 @@ def start_web(tmp_path: Path) -> Iterator[Callable[..., tuple[ManagedProcess, st
         proc.discard()
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny model really trained in a few seconds (tests/model_fixtures.py), shared by every test that
+    only reads it: the model tests and the deployment test that screens with it."""
+    from tests.model_fixtures import build_tiny_model_dir
+
+    path = tmp_path_factory.mktemp("tiny_model")
+    build_tiny_model_dir(path)
+    return path
+
+
 CHROMIUM = os.environ.get("TUMORSCREEN_CHROMIUM", "/usr/bin/chromium")
 # Browser tests leave a picture of each page here; `make screenshots` points it at docs/screenshots for
 # the README, so that an ordinary test run leaves the working tree clean.
