@@ -5,6 +5,7 @@
   this process; `env.vars()` gives the same settings to subprocesses (workers, web servers).
 - `start_worker(env, queues)` starts a real Celery worker process and waits until it answers.
 - `start_web(env)` starts the real web server and waits until it answers.
+- `tiny_model_dir`: one tiny model directory, really trained once per session, for tests that only read it.
 """
 from __future__ import annotations
 
