@@ -47,16 +47,8 @@ def test_sizes_that_halve_unevenly_build_with_the_last_blocks_map_and_the_baseli
 
 
 def test_a_two_step_map_exports_to_onnx_that_agrees_with_keras_and_gives_the_logit():
-    from ml.export import to_onnx_bytes
-
     model = build_model(image_size=64, width=4, depth=4, top_down=2)
-    images, _, _ = tiny_images(4, seed=5)
-    keras_outputs = inference_model(model).predict(images, verbose=0)
-    session = ort.InferenceSession(to_onnx_bytes(model))
-    onnx_outputs = session.run(None, {"image": images})
-    assert len(onnx_outputs) == len(keras_outputs) == 5
-    for expected, actual in zip(keras_outputs, onnx_outputs):
-        np.testing.assert_allclose(actual, expected, atol=1e-4)
+    onnx_outputs = exported_outputs_agreeing_with_keras(model, tiny_images(4, seed=5)[0])
     weights, bias = cam_weights(model)
     both_views = (onnx_outputs[3] + onnx_outputs[4]) @ np.asarray(weights, np.float32) / 2
     np.testing.assert_allclose(both_views.mean(axis=(1, 2)) + bias, onnx_outputs[1][:, 0], atol=1e-4)
@@ -124,16 +116,8 @@ def test_cam_weights_only_where_the_map_is_exact():
 def test_onnx_and_keras_agree(tiny_model_dir):
     import keras
 
-    from ml.export import to_onnx_bytes
-
-    images, _, _ = tiny_images(8, seed=42)
     model = keras.saving.load_model(tiny_model_dir / "model.keras")
-    keras_outputs = inference_model(model).predict(images, verbose=0)
-    session = ort.InferenceSession(to_onnx_bytes(model))
-    onnx_outputs = session.run(None, {"image": images})
-    assert len(onnx_outputs) == len(keras_outputs) == 5
-    for expected, actual in zip(keras_outputs, onnx_outputs):
-        np.testing.assert_allclose(actual, expected, atol=1e-4)
+    exported_outputs_agreeing_with_keras(model, tiny_images(8, seed=42)[0])
 
 
 def test_the_model_directorys_network_has_8_bit_convolutions_that_answer_as_float32_does(tiny_model_dir):
@@ -165,3 +149,15 @@ def test_class_activation_map_matches_the_logit(tiny_model_dir):
         ["logit", "activations", "moved_activations"], {"image": images})
     cam = (activations + moved_maps) @ np.asarray(metadata["cam_weights"], np.float32) / 2
     np.testing.assert_allclose(cam.mean(axis=(1, 2)) + metadata["cam_bias"], logit[:, 0], atol=1e-4)
+
+
+def exported_outputs_agreeing_with_keras(model, images: np.ndarray) -> list[np.ndarray]:
+    """The float32 ONNX export's five outputs for `images`, each asserted within 1e-4 of Keras's."""
+    from ml.export import to_onnx_bytes
+
+    keras_outputs = inference_model(model).predict(images, verbose=0)
+    onnx_outputs = ort.InferenceSession(to_onnx_bytes(model)).run(None, {"image": images})
+    assert len(onnx_outputs) == len(keras_outputs) == 5
+    for expected, actual in zip(keras_outputs, onnx_outputs):
+        np.testing.assert_allclose(actual, expected, atol=1e-4)
+    return onnx_outputs
