@@ -65,6 +65,25 @@ def test_admin_registers_a_synthetic_dataset_and_it_is_audited(dash_app, client_
         assert entry.username == "admin"
 
 
+def test_the_dataset_form_prepares_at_the_size_screening_normalises_at(make_env) -> None:
+    """A set prepared at another size trains a model on pixels unlike the screened scans'."""
+    import json
+
+    from tests.webapp.conftest import PASSWORDS, create_role_users, login
+    from tests.webapp.screening_support import page_layout
+    from webapp.app import create_app
+
+    make_env(TUMORSCREEN_IMAGE_SIZE="160")
+    create_role_users()
+    client = create_app().server.test_client()
+    assert login(client, "admin", PASSWORDS["admin"]).status_code == 302
+    page = json.loads(page_layout(client, "/admin/datasets"))["response"]["_pages_content"]["children"]
+    assert find_by_id(page, "ds-size")["props"]["value"] == 160
+    assert text_of(find_by_id(page, "ds-size-help")) == (
+        "Screening normalises every scan at 160 px (TUMORSCREEN_IMAGE_SIZE). Prepare at that size: a model "
+        "trained on scans prepared at another one sees screened scans unlike those it learnt from.")
+
+
 def test_a_bad_dataset_request_shows_the_reason(dash_app, client_for) -> None:
     out = outputs(call(client_for("admin"), dash_app, "ds-message.children",
                        {"ds-name.value": "tiny", "ds-kind.value": "synthetic", "ds-count.value": 5}))

@@ -12,6 +12,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from flask_login import current_user
 from sqlalchemy import select
 
+from core.config import get_settings
 from core.db import session_scope
 from core.models import Dataset
 from webapp.security import guard_layout, secure_callback
@@ -57,6 +58,9 @@ def decode_upload(contents: str | None) -> bytes:
 
 @guard_layout(ROLES)
 def layout(**_: Any) -> dbc.Container:
+    # Models see screened scans as the worker stored them (normalised at this size, then resized to their
+    # input): only a set prepared at the same size shows them the same pixels in training (docs/MODEL.md).
+    screened_at = get_settings().image_size
     form = dbc.Card(dbc.CardBody([
         html.H5("Register a dataset"),
         dbc.Row([
@@ -64,10 +68,13 @@ def layout(**_: Any) -> dbc.Container:
                      dbc.Input(id="ds-name", placeholder="e.g. brain-ct-2026-03")], md=4),
             dbc.Col([dbc.Label("Source"), dbc.RadioItems(id="ds-kind", options=KINDS, value="synthetic")], md=4),
             dbc.Col([dbc.Label("Image size (px)", html_for="ds-size"),
-                     dbc.Input(id="ds-size", type="number", min=32, max=512, step=16, value=128)], md=2),
+                     dbc.Input(id="ds-size", type="number", min=32, max=512, step=16, value=screened_at)], md=2),
             dbc.Col([dbc.Label("Seed", html_for="ds-seed"), dbc.Input(id="ds-seed", type="number", step=1, value=0)],
                     md=2),
         ], className="g-3"),
+        dbc.FormText(f"Screening normalises every scan at {screened_at} px (TUMORSCREEN_IMAGE_SIZE). Prepare "
+                     "at that size: a model trained on scans prepared at another one sees screened scans "
+                     "unlike those it learnt from.", id="ds-size-help"),
         html.Div([
             dcc.Upload(id="ds-zip", children=html.Div(["Drop a ZIP here or ", html.A("choose one")]),
                        multiple=False, accept=".zip", className="border rounded p-3 text-center mt-3"),
