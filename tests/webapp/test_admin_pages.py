@@ -2,6 +2,7 @@
 model versions and the audit log through their server-side callbacks."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 
@@ -13,8 +14,9 @@ from core.db import session_scope
 from core.models import AuditEntry, Dataset, ModelVersion, TrainingRun, User
 from tests.factories import make_model_version
 from tests.webapp.admin_factories import make_prepared_dataset, make_run
-from tests.webapp.conftest import parse_outputs
+from tests.webapp.conftest import PASSWORDS, create_role_users, login, parse_outputs
 from tests.webapp.dash_calls import call, find_by_id, outputs, text_of
+from tests.webapp.screening_support import page_layout
 from webapp.queries.training import RunProgress, estimate_remaining, run_progress
 from webapp.security import SECURE_MARK
 
@@ -67,10 +69,6 @@ def test_admin_registers_a_synthetic_dataset_and_it_is_audited(dash_app, client_
 
 def test_the_dataset_form_prepares_at_the_size_screening_normalises_at(make_env) -> None:
     """A set prepared at another size trains a model on pixels unlike the screened scans'."""
-    import json
-
-    from tests.webapp.conftest import PASSWORDS, create_role_users, login
-    from tests.webapp.screening_support import page_layout
     from webapp.app import create_app
 
     make_env(TUMORSCREEN_IMAGE_SIZE="160")
